@@ -1,0 +1,30 @@
+//! The process Lambda: a Kafka batch in, a JSON summary out. All logic lives in the `tweetlake` crate.
+//!
+//! Settings are validated before the runtime starts, so a bad configuration fails the cold start with
+//! a message naming the variable instead of failing every invocation.
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use std::sync::Arc;
+use tweetlake::{BatchSummary, Error, ProcessConfig, Processor};
+
+/// A failed invocation as Lambda reports it; the type tells operators whether a retry can help.
+struct Failure(Error);
+
+impl From<Failure> for Diagnostic {
+    fn from(f: Failure) -> Self {
+        let kind = if f.0.is_retryable() { "Retryable" } else { "NonRetryable" };
+        Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: f.0.to_string() }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).without_time().init();
+    let processor = Arc::new(Processor::new(ProcessConfig::from_env()?).await?);
+    tracing::info!(model = processor.model_version(), "process function ready");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let p = Arc::clone(&processor);
+        async move { p.process_event(event.payload).await.map_err(Failure) as Result<BatchSummary, Failure> }
+    }))
+    .await
+}

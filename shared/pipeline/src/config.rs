@@ -1,0 +1,115 @@
+//! Process-function settings from environment variables, validated at start-up.
+
+use crate::dedup::DedupConfig;
+use crate::error::Error;
+use crate::quality::QualityConfig;
+use std::path::PathBuf;
+
+/// Everything the process function can be told; see the README's configuration table.
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    /// `TWEETLAKE_TABLE_URI`: the tweets table (`s3://bucket/prefix` or a local path).
+    pub table_uri: String,
+    /// `TWEETLAKE_QUARANTINE_URI`: the quarantine table.
+    pub quarantine_uri: String,
+    /// `TWEETLAKE_MODEL_PATH`: a model file to use instead of the embedded one.
+    pub model_path: Option<PathBuf>,
+    /// `TWEETLAKE_NEUTRAL_BAND`: override of the model's neutral band, in [0, 0.5).
+    pub neutral_band: Option<f32>,
+    /// `TWEETLAKE_DEDUP_WINDOW_SECS` and `TWEETLAKE_DEDUP_MAX_IDS`.
+    pub dedup: DedupConfig,
+    /// `TWEETLAKE_MAX_PAYLOAD_BYTES`, `TWEETLAKE_MAX_TEXT_CHARS`, `TWEETLAKE_MAX_FUTURE_SKEW_SECS`.
+    pub quality: QualityConfig,
+    /// `TWEETLAKE_CHECKPOINT_INTERVAL`: a Delta checkpoint every this many commits.
+    pub checkpoint_interval: u64,
+    /// `TWEETLAKE_COMMIT_RETRIES`: commit attempts on conflict before the invocation fails.
+    pub commit_retries: usize,
+}
+
+fn parse<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: T, ok: impl Fn(&T) -> bool, what: &str) -> Result<T, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(var).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => {
+            let parsed: T = v.trim().parse().map_err(|e| Error::Config { var, message: format!("{v:?} is not {what}: {e}") })?;
+            if ok(&parsed) { Ok(parsed) } else { Err(Error::Config { var, message: format!("{v:?} is not {what}") }) }
+        }
+    }
+}
+
+fn required_uri(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, Error> {
+    let v = get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(Error::Config {
+        var,
+        message: "not set; give an s3://bucket/prefix URL or a local directory".into(),
+    })?;
+    if v.contains("://") && !(v.starts_with("s3://") || v.starts_with("s3a://") || v.starts_with("file://")) {
+        return Err(Error::Config { var, message: format!("{v:?}: only s3://, s3a://, file:// or a local path are supported") });
+    }
+    Ok(v)
+}
+
+impl ProcessConfig {
+    /// Reads and validates the settings through `get` (the process environment in the Lambda).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let table_uri = required_uri(&get, "TWEETLAKE_TABLE_URI")?;
+        let quarantine_uri = required_uri(&get, "TWEETLAKE_QUARANTINE_URI")?;
+        if quarantine_uri == table_uri {
+            return Err(Error::Config { var: "TWEETLAKE_QUARANTINE_URI", message: "must differ from TWEETLAKE_TABLE_URI".into() });
+        }
+        let d = DedupConfig::default();
+        let q = QualityConfig::default();
+        let band = get("TWEETLAKE_NEUTRAL_BAND").filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            table_uri,
+            quarantine_uri,
+            model_path: get("TWEETLAKE_MODEL_PATH").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
+            neutral_band: match band {
+                None => None,
+                Some(_) => Some(parse(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?),
+            },
+            dedup: DedupConfig {
+                window_ms: parse(&get, "TWEETLAKE_DEDUP_WINDOW_SECS", d.window_ms / 1000, |v| *v > 0, "a positive number of seconds")? * 1000,
+                max_ids: parse(&get, "TWEETLAKE_DEDUP_MAX_IDS", d.max_ids, |v| *v > 0, "a positive count")?,
+            },
+            quality: QualityConfig {
+                max_payload_bytes: parse(&get, "TWEETLAKE_MAX_PAYLOAD_BYTES", q.max_payload_bytes, |v| *v > 0, "a positive byte count")?,
+                max_text_chars: parse(&get, "TWEETLAKE_MAX_TEXT_CHARS", q.max_text_chars, |v| *v > 0, "a positive count")?,
+                max_future_skew_secs: parse(&get, "TWEETLAKE_MAX_FUTURE_SKEW_SECS", q.max_future_skew_secs, |v| *v >= 0, "a non-negative number of seconds")?,
+            },
+            checkpoint_interval: parse(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
+            commit_retries: parse(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
+        })
+    }
+
+    /// Reads and validates the settings from the process environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<ProcessConfig, Error> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ProcessConfig::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = cfg(&[]).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_TABLE_URI"), "{err}");
+        let base = [("TWEETLAKE_TABLE_URI", "s3://b/tweets"), ("TWEETLAKE_QUARANTINE_URI", "s3://b/q")];
+        assert!(cfg(&base).is_ok());
+        let err = cfg(&[base[0], base[1], ("TWEETLAKE_DEDUP_WINDOW_SECS", "soon")]).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_DEDUP_WINDOW_SECS"), "{err}");
+        let err = cfg(&[base[0], base[1], ("TWEETLAKE_NEUTRAL_BAND", "0.7")]).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_NEUTRAL_BAND"), "{err}");
+        let err = cfg(&[base[0], ("TWEETLAKE_QUARANTINE_URI", "gs://x")]).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_QUARANTINE_URI"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Dedup: one row per tweet, however often Kafka or the ingest side delivers it.
+//!
+//! Three layers, cheapest first:
+//! 1. **Redelivery** (same offsets again, whole, partial or out of order): the sink records the last
+//!    offset of each topic-partition as a Delta `txn` in the same commit as the rows; records at or
+//!    below it are skipped before any other work.
+//! 2. **Within a batch**: the first occurrence of a tweet id wins.
+//! 3. **Re-sent by ingest at a later offset**: the ingest side keys messages by tweet id, so every copy
+//!    of a tweet lands in the same partition. Each partition keeps a [`SeenIds`] window of the tweet
+//!    ids it wrote (by Kafka timestamp, `TWEETLAKE_DEDUP_WINDOW_SECS`, capped at
+//!    `TWEETLAKE_DEDUP_MAX_IDS`), stored beside the table and tied to the recorded offset, so its
+//!    state is bounded and always matches the committed rows.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// The window of recently written tweet ids of one topic-partition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeenIds {
+    /// Kafka offset this state is valid through (the table's recorded offset for the partition).
+    pub through_offset: i64,
+    /// Tweet id → Kafka timestamp (ms) of the record that wrote it.
+    pub ids: HashMap<String, i64>,
+}
+
+/// Window limits.
+#[derive(Clone, Copy, Debug)]
+pub struct DedupConfig {
+    /// Ids older than this (ms, by Kafka timestamp, relative to the newest record) are forgotten.
+    pub window_ms: i64,
+    /// At most this many ids are kept per partition; the oldest go first.
+    pub max_ids: usize,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { window_ms: 24 * 3600 * 1000, max_ids: 1_000_000 }
+    }
+}
+
+impl SeenIds {
+    /// True if `id` was written within the window.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Remembers a written id.
+    pub fn insert(&mut self, id: &str, timestamp_ms: i64) {
+        self.ids.entry(id.to_owned()).or_insert(timestamp_ms);
+    }
+
+    /// Drops ids that fell out of the window or over the cap, and moves the state to `offset`.
+    pub fn advance(&mut self, offset: i64, cfg: &DedupConfig) {
+        self.through_offset = offset;
+        let newest = self.ids.values().copied().max().unwrap_or(0);
+        let horizon = newest.saturating_sub(cfg.window_ms);
+        self.ids.retain(|_, ts| *ts >= horizon);
+        if self.ids.len() > cfg.max_ids {
+            let mut by_age: Vec<(i64, String)> = self.ids.drain().map(|(k, v)| (v, k)).collect();
+            by_age.sort_unstable_by(|a, b| b.cmp(a));
+            by_age.truncate(cfg.max_ids);
+            self.ids = by_age.into_iter().map(|(v, k)| (k, v)).collect();
+        }
+    }
+}
+
+/// First-occurrence filter within one batch.
+#[derive(Default, Debug)]
+pub struct BatchDedup {
+    seen: HashSet<String>,
+}
+
+impl BatchDedup {
+    /// True the first time an id is offered.
+    pub fn first(&mut self, id: &str) -> bool {
+        self.seen.insert(id.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn window_forgets_old_ids_and_caps_size() {
+        let mut s = SeenIds::default();
+        s.insert("1", 0);
+        s.insert("2", 10_000);
+        s.insert("3", 20_000);
+        s.advance(5, &DedupConfig { window_ms: 15_000, max_ids: 10 });
+        assert!(!s.contains("1") && s.contains("2") && s.contains("3"));
+        s.advance(6, &DedupConfig { window_ms: 15_000, max_ids: 1 });
+        assert_eq!(s.ids.keys().collect::<Vec<_>>(), vec!["3"]);
+        assert_eq!(s.through_offset, 6);
+    }
+
+    proptest! {
+        #[test]
+        fn state_never_exceeds_the_cap(ids in proptest::collection::vec((0u32..500, 0i64..1_000_000), 0..400), cap in 1usize..50) {
+            let mut s = SeenIds::default();
+            for (id, ts) in &ids { s.insert(&id.to_string(), *ts); }
+            s.advance(1, &DedupConfig { window_ms: 500_000, max_ids: cap });
+            prop_assert!(s.ids.len() <= cap);
+        }
+    }
+}

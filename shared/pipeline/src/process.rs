@@ -1,0 +1,274 @@
+//! The process pipeline for one Kafka batch: decode → quality → clean → dedup → score → Delta.
+
+use crate::clean::clean;
+use crate::config::ProcessConfig;
+use crate::decode::{decode_value, RawRecord};
+use crate::dedup::{BatchDedup, SeenIds};
+use crate::error::Error;
+use crate::metrics::emf_line;
+use crate::quality::{check, RULES};
+use crate::rows::{quarantine_batch, tweets_batch, QuarantineRow, TweetRow, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, TWEETS_PARTITIONS, TWEETS_SCHEMA};
+use crate::sink::DeltaSink;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::Mutex;
+use tweetlake_sentiment::Model;
+
+/// The model shipped inside the binary, so the Lambda needs no extra file.
+pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../../models/sentiment.twlk");
+
+/// Where a partition's dedup window is stored beside the tweets table.
+fn dedup_path(topic: &str, partition: i32, offset: i64) -> String {
+    format!("_tweetlake/dedup/{topic}/{partition}/{offset:020}.json")
+}
+
+/// Table versions a batch produced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CommittedVersions {
+    /// New version of the tweets table, if it was committed.
+    pub tweets: Option<i64>,
+    /// New version of the quarantine table, if it was committed.
+    pub quarantine: Option<i64>,
+}
+
+/// The function's response: what happened to every record of the batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BatchSummary {
+    /// Records in the event.
+    pub records_in: usize,
+    /// Records at or below the offsets already committed (a redelivery).
+    pub redelivered_skipped: usize,
+    /// New rows in the tweets table.
+    pub rows_written: usize,
+    /// Tweets that appeared twice in this batch.
+    pub duplicates_in_batch: usize,
+    /// Tweets already written from an earlier offset within the dedup window.
+    pub duplicates_in_window: usize,
+    /// New quarantine rows per rule.
+    pub quarantined: BTreeMap<String, usize>,
+    /// Versions committed.
+    pub committed_versions: CommittedVersions,
+    /// Last offset recorded per `topic-partition` after this batch.
+    pub offsets: BTreeMap<String, i64>,
+}
+
+/// A long-lived processor: the Lambda builds one at start and reuses it for every invocation.
+pub struct Processor {
+    cfg: ProcessConfig,
+    model: Model,
+    tweets: Mutex<DeltaSink>,
+    quarantine: Mutex<DeltaSink>,
+}
+
+impl Processor {
+    /// Loads the model and opens (or creates) both tables.
+    pub async fn new(cfg: ProcessConfig) -> Result<Self, Error> {
+        let model = match &cfg.model_path {
+            Some(p) => Model::load(p)?,
+            None => Model::from_bytes(EMBEDDED_MODEL)?,
+        };
+        let model = match cfg.neutral_band {
+            Some(b) => model.with_neutral_band(b),
+            None => model,
+        };
+        let tweets = DeltaSink::open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries).await?;
+        let quarantine =
+            DeltaSink::open(&cfg.quarantine_uri, &QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries).await?;
+        Ok(Self { cfg, model, tweets: Mutex::new(tweets), quarantine: Mutex::new(quarantine) })
+    }
+
+    /// The model version recorded with every row.
+    pub fn model_version(&self) -> &str {
+        self.model.version()
+    }
+
+    /// Handles one Lambda Kafka event.
+    pub async fn process_event(&self, payload: serde_json::Value) -> Result<BatchSummary, Error> {
+        let (_, records) = decode_value(payload)?;
+        self.process_records(records, Utc::now()).await
+    }
+
+    /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`.
+    pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
+        let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
+        let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for r in &records {
+            let e = last.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+            *e = (*e).max(r.offset);
+        }
+        let partitions: Vec<(String, i32)> = last.keys().cloned().collect();
+        let mut tweets = self.tweets.lock().await;
+        let mut quarantine = self.quarantine.lock().await;
+        tweets.refresh().await?;
+        quarantine.refresh().await?;
+        let done_t = tweets.recorded_offsets(&partitions).await?;
+        let done_q = quarantine.recorded_offsets(&partitions).await?;
+
+        let mut windows: HashMap<(String, i32), SeenIds> = HashMap::new();
+        for p in &partitions {
+            let state = match done_t.get(p) {
+                Some(&o) => match tweets.read_object(&dedup_path(&p.0, p.1, o)).await? {
+                    Some(bytes) => serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::State { path: dedup_path(&p.0, p.1, o), message: e.to_string() })?,
+                    None => {
+                        tracing::warn!(topic = %p.0, partition = p.1, offset = o, "dedup window missing; starting empty");
+                        SeenIds { through_offset: o, ..SeenIds::default() }
+                    }
+                },
+                None => SeenIds { through_offset: -1, ..SeenIds::default() },
+            };
+            windows.insert(p.clone(), state);
+        }
+
+        let mut scorer = self.model.scorer();
+        let mut in_batch = BatchDedup::default();
+        let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+        for rec in records {
+            let key = (rec.topic.clone(), rec.partition);
+            let skip_t = done_t.get(&key).is_some_and(|&o| rec.offset <= o);
+            let skip_q = done_q.get(&key).is_some_and(|&o| rec.offset <= o);
+            if skip_t && skip_q {
+                summary.redelivered_skipped += 1;
+                continue;
+            }
+            let valid = match check(&rec, &self.cfg.quality, now) {
+                Ok(v) => v,
+                Err(rej) => {
+                    if skip_q {
+                        summary.redelivered_skipped += 1;
+                    } else {
+                        *summary.quarantined.entry(rej.rule.to_owned()).or_default() += 1;
+                        rejected.push(QuarantineRow {
+                            kafka_topic: rec.topic,
+                            kafka_partition: rec.partition,
+                            kafka_offset: rec.offset,
+                            kafka_timestamp_ms: rec.timestamp_ms,
+                            key: rec.key,
+                            payload: rec.value,
+                            rule: rej.rule,
+                            error: rej.message,
+                        });
+                    }
+                    continue;
+                }
+            };
+            if skip_t {
+                summary.redelivered_skipped += 1;
+                continue;
+            }
+            let msg = valid.message;
+            if !in_batch.first(&msg.tweet.id) {
+                summary.duplicates_in_batch += 1;
+                continue;
+            }
+            let window = windows.get_mut(&key).expect("every partition has a window");
+            if window.contains(&msg.tweet.id) {
+                summary.duplicates_in_window += 1;
+                continue;
+            }
+            window.insert(&msg.tweet.id, rec.timestamp_ms);
+            let c = clean(&msg.tweet);
+            let p = scorer.predict_normalized(&c.model_text);
+            let author = msg.author.as_ref().filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());
+            rows.push(TweetRow {
+                tweet_id: msg.tweet.id,
+                created_at: valid.created_at,
+                text: msg.tweet.text,
+                clean_text: c.clean_text,
+                author_id: msg.tweet.author_id,
+                author_username: author.map(|a| a.username.clone()),
+                lang: msg.tweet.lang,
+                conversation_id: msg.tweet.conversation_id,
+                hashtags: c.hashtags,
+                mentions: c.mentions,
+                urls: c.urls,
+                rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
+                metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
+                sentiment_label: p.label.as_str(),
+                sentiment_score: f64::from(p.score),
+                kafka_topic: rec.topic,
+                kafka_partition: rec.partition,
+                kafka_offset: rec.offset,
+                kafka_timestamp_ms: rec.timestamp_ms,
+                ingest_source: Some(msg.ingest.source).filter(|s| !s.is_empty()),
+                ingest_run_id: Some(msg.ingest.run_id).filter(|s| !s.is_empty()),
+            });
+        }
+
+        let advance = |done: &BTreeMap<(String, i32), i64>| -> BTreeMap<(String, i32), i64> {
+            last.iter().filter(|(k, o)| done.get(*k).is_none_or(|d| d < *o)).map(|(k, o)| (k.clone(), *o)).collect()
+        };
+        let new_q = advance(&done_q);
+        if !new_q.is_empty() {
+            let batch = quarantine_batch(&rejected, now)?;
+            summary.committed_versions.quarantine = commit(&mut quarantine, batch, &new_q).await?;
+        }
+        let new_t = advance(&done_t);
+        if !new_t.is_empty() {
+            // The window is saved under the offset it is valid through before the commit that makes
+            // that offset current, so whichever offset the table records has its window stored.
+            for (p, &o) in &new_t {
+                let w = windows.get_mut(p).expect("every partition has a window");
+                w.advance(o, &self.cfg.dedup);
+                tweets.write_object(&dedup_path(&p.0, p.1, o), serde_json::to_vec(w).expect("serialisable")).await?;
+            }
+            summary.rows_written = rows.len();
+            let batch = tweets_batch(&rows, self.model.version(), now)?;
+            summary.committed_versions.tweets = commit(&mut tweets, batch, &new_t).await?;
+            for (p, o) in &done_t {
+                if new_t.contains_key(p) {
+                    tweets.delete_object(&dedup_path(&p.0, p.1, *o)).await?;
+                }
+            }
+        }
+        for ((t, p), o) in last {
+            summary.offsets.insert(format!("{t}-{p}"), o);
+        }
+        emit_metrics(&summary, now);
+        Ok(summary)
+    }
+}
+
+/// Commits, treating a lost race against a writer that recorded the same offsets as success.
+async fn commit(sink: &mut DeltaSink, batch: deltalake::arrow::record_batch::RecordBatch, offsets: &BTreeMap<(String, i32), i64>) -> Result<Option<i64>, Error> {
+    match sink.append(Some(batch), offsets).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            sink.refresh().await?;
+            let keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
+            let now = sink.recorded_offsets(&keys).await?;
+            if offsets.iter().all(|(k, o)| now.get(k).is_some_and(|n| n >= o)) {
+                tracing::info!(table = sink.uri(), "another writer committed these offsets first");
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn emit_metrics(s: &BatchSummary, now: DateTime<Utc>) {
+    let ts = now.timestamp_millis();
+    let f = [("Function", "process")];
+    let quarantined: usize = s.quarantined.values().sum();
+    println!(
+        "{}",
+        emf_line(
+            ts,
+            &f,
+            &[
+                ("RecordsIn", s.records_in as u64),
+                ("RowsWritten", s.rows_written as u64),
+                ("RedeliveredSkipped", s.redelivered_skipped as u64),
+                ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64),
+                ("Quarantined", quarantined as u64),
+            ],
+        )
+    );
+    for rule in RULES {
+        if let Some(&n) = s.quarantined.get(rule.name) {
+            println!("{}", emf_line(ts, &[("Function", "process"), ("Rule", rule.name)], &[("QuarantinedByRule", n as u64)]));
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Tweet sentiment for Tweetlake: one text normalisation, one feature extractor and one model format,
+//! shared by training (feature `train`) and by inference in the process Lambda, so the two can never drift.
+//!
+//! The model is logistic regression over L2-normalised TF-IDF weights of hashed word unigrams and
+//! bigrams (with negation marking), trained on Sentiment140. See `models/MODEL.md` for figures.
+
+pub mod features;
+pub mod model;
+pub mod normalize;
+#[cfg(feature = "train")]
+pub mod eval;
+#[cfg(feature = "train")]
+pub mod train;
+
+pub use features::{FeatureConfig, Featurizer};
+pub use model::{Label, Model, ModelError, Prediction, Scorer};
+pub use normalize::normalize;

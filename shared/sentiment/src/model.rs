@@ -1,0 +1,279 @@
+//! The trained model: hashed TF-IDF weights plus logistic-regression coefficients, in one binary file.
+//!
+//! File layout (little-endian): magic `TWLKSENT`, format `u32`, header length `u32`, the JSON
+//! [`ModelMeta`], the bias `f32`, then `2^hash_bits` pairs of `f32` (idf, weight). A bucket never seen in
+//! training has idf 0 and so is ignored, as a vocabulary model ignores unknown words.
+
+use crate::features::{FeatureBuf, FeatureConfig, Featurizer};
+use crate::normalize::normalize;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"TWLKSENT";
+const FORMAT: u32 = 1;
+
+/// Errors loading or saving a model file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read or written.
+    #[error("model file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// The bytes are not a Tweetlake sentiment model, or are cut short.
+    #[error("not a Tweetlake sentiment model: {0}")]
+    Format(String),
+    /// The JSON header is malformed.
+    #[error("model header: {0}")]
+    Header(#[from] serde_json::Error),
+}
+
+/// Descriptive header stored with the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    /// Human-chosen name, e.g. `s140-lr`.
+    pub name: String,
+    /// How text becomes features.
+    pub features: FeatureConfig,
+    /// Predictions with `|p - 0.5| < neutral_band` are labelled neutral.
+    pub neutral_band: f32,
+    /// Logit added per net emoticon (positive minus negative, clamped to ±1).
+    #[serde(default)]
+    pub emoticon_logit: f32,
+    /// Free-form training provenance (data, rows, parameters): no timestamps, so retraining with the
+    /// same seed gives identical bytes.
+    pub training: serde_json::Value,
+}
+
+/// Three-way sentiment label; the model itself is binary and `Neutral` is a band around 0.5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// Probability of positive below `0.5 - band`.
+    Negative,
+    /// Probability of positive within the neutral band.
+    Neutral,
+    /// Probability of positive above `0.5 + band`.
+    Positive,
+}
+
+impl Label {
+    /// The lowercase name used in JSON and in the tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Negative => "negative",
+            Label::Neutral => "neutral",
+            Label::Positive => "positive",
+        }
+    }
+}
+
+/// A scored text.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The label after applying the neutral band.
+    pub label: Label,
+    /// Probability that the text is positive.
+    pub score: f32,
+}
+
+/// A loaded sentiment model; cheap to share across threads, score through a [`Scorer`].
+#[derive(Clone, Debug)]
+pub struct Model {
+    meta: ModelMeta,
+    featurizer: Featurizer,
+    bias: f32,
+    table: Vec<[f32; 2]>,
+    version: String,
+}
+
+impl Model {
+    /// Assembles a model from trained parts; `table` holds one `[idf, weight]` per bucket.
+    pub fn new(meta: ModelMeta, bias: f32, table: Vec<[f32; 2]>) -> Self {
+        let featurizer = Featurizer::new(meta.features.clone());
+        assert_eq!(table.len(), featurizer.buckets(), "table length must equal the bucket count");
+        let mut m = Self { meta, featurizer, bias, table, version: String::new() };
+        m.version = format!("{}@{:016x}", m.meta.name, fnv1a(&m.payload()));
+        m
+    }
+
+    /// Name plus a checksum of the weights: recorded with every scored row.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The header stored with the weights.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The feature extractor this model was trained with.
+    pub fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+
+    /// Returns a copy with another neutral band (a deployment setting, not part of the weights).
+    pub fn with_neutral_band(mut self, band: f32) -> Self {
+        self.meta.neutral_band = band;
+        self
+    }
+
+    /// A scorer with its own scratch buffers.
+    pub fn scorer(&self) -> Scorer<'_> {
+        Scorer { model: self, buf: FeatureBuf::default() }
+    }
+
+    /// The label for a probability of positive, after the neutral band.
+    pub fn label_for(&self, p: f32) -> Label {
+        if (p - 0.5).abs() < self.meta.neutral_band {
+            Label::Neutral
+        } else if p > 0.5 {
+            Label::Positive
+        } else {
+            Label::Negative
+        }
+    }
+
+    /// Probability of positive from already-extracted features.
+    pub fn probability(&self, features: &FeatureBuf) -> f32 {
+        let (mut dot, mut norm2) = (0f32, 0f32);
+        for &(id, tf) in &features.counts {
+            let [idf, w] = self.table[id as usize];
+            let v = tf * idf;
+            norm2 += v * v;
+            dot += v * w;
+        }
+        let mut z = if norm2 > 0.0 { self.bias + dot / norm2.sqrt() } else { self.bias };
+        z += self.meta.emoticon_logit * features.emoticons.clamp(-1, 1) as f32;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.table.len() * 8);
+        out.extend_from_slice(&self.bias.to_le_bytes());
+        for [idf, w] in &self.table {
+            out.extend_from_slice(&idf.to_le_bytes());
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// Serialises the model to its file format.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let header = serde_json::to_vec(&self.meta)?;
+        let mut out = Vec::with_capacity(16 + header.len() + 4 + self.table.len() * 8);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.payload());
+        Ok(out)
+    }
+
+    /// Parses a model file's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let fail = |m: &str| ModelError::Format(m.to_owned());
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(fail("bad magic bytes"));
+        }
+        let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if format != FORMAT {
+            return Err(fail(&format!("unsupported format {format}, this build reads {FORMAT}")));
+        }
+        let hlen = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+        let header = bytes.get(16..16 + hlen).ok_or_else(|| fail("header cut short"))?;
+        let meta: ModelMeta = serde_json::from_slice(header)?;
+        if !(8..=26).contains(&meta.features.hash_bits) {
+            return Err(fail("hash_bits out of range"));
+        }
+        let body = &bytes[16 + hlen..];
+        let buckets = 1usize << meta.features.hash_bits;
+        if body.len() != 4 + buckets * 8 {
+            return Err(fail(&format!("expected {} weight bytes, found {}", 4 + buckets * 8, body.len())));
+        }
+        let f = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4 bytes"));
+        let bias = f(&body[..4]);
+        let table = body[4..].chunks_exact(8).map(|c| [f(&c[..4]), f(&c[4..])]).collect();
+        Ok(Self::new(meta, bias, table))
+    }
+
+    /// Loads a model file from disk.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Writes the model file to disk.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_bytes()?).map_err(|source| ModelError::Io { path: path.display().to_string(), source })
+    }
+}
+
+/// Scores texts with one model, reusing its buffers between calls.
+pub struct Scorer<'m> {
+    model: &'m Model,
+    buf: FeatureBuf,
+}
+
+impl Scorer<'_> {
+    /// Probability of positive for a text that is already normalised.
+    pub fn score_normalized(&mut self, text: &str) -> f32 {
+        self.model.featurizer.extract(text, &mut self.buf);
+        self.model.probability(&self.buf)
+    }
+
+    /// Scores an already-normalised text and applies the neutral band.
+    pub fn predict_normalized(&mut self, text: &str) -> Prediction {
+        let score = self.score_normalized(text);
+        Prediction { label: self.model.label_for(score), score }
+    }
+
+    /// Normalises a raw tweet text, scores it and applies the neutral band.
+    pub fn predict(&mut self, raw_text: &str) -> Prediction {
+        self.predict_normalized(&normalize(raw_text))
+    }
+}
+
+/// FNV-1a, for the weights checksum in the model version.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Model {
+        let features = FeatureConfig { hash_bits: 8, ..FeatureConfig::default() };
+        let meta = ModelMeta { name: "tiny".into(), features, neutral_band: 0.1, emoticon_logit: 2.0, training: serde_json::json!({}) };
+        let f = Featurizer::new(meta.features.clone());
+        let mut table = vec![[0f32; 2]; f.buckets()];
+        let mut buf = FeatureBuf::default();
+        f.extract("good", &mut buf);
+        for &(id, _) in &buf.counts {
+            table[id as usize] = [1.0, 3.0];
+        }
+        Model::new(meta, 0.0, table)
+    }
+
+    #[test]
+    fn round_trips_through_bytes_and_scores_the_same() {
+        let m = tiny();
+        let back = Model::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.version(), m.version());
+        let p = back.scorer().predict("good");
+        assert!(p.score > 0.9, "{p:?}");
+        assert_eq!(p.label, Label::Positive);
+        assert_eq!(back.scorer().predict("unknown words").label, Label::Neutral);
+        assert_eq!(back.scorer().predict("unknown words :(").label, Label::Negative);
+    }
+
+    #[test]
+    fn rejects_foreign_and_truncated_files() {
+        assert!(matches!(Model::from_bytes(b"not a model at all"), Err(ModelError::Format(_))));
+        let bytes = tiny().to_bytes().unwrap();
+        let err = Model::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.to_string().contains("weight bytes"), "{err}");
+    }
+}

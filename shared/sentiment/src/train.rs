@@ -1,0 +1,555 @@
+//! Training: Sentiment140 CSV files → deduplicated corpus → hashed TF-IDF → logistic regression.
+//!
+//! Two optimisers of the same model family are offered. [`Trainer::Lbfgs`] runs argmin's L-BFGS (the
+//! optimiser linfa-logistic itself uses) on the sparse matrix of all buckets. [`Trainer::Linfa`] keeps
+//! `linfa-logistic`, which only fits dense `ndarray` input: it selects the most frequent buckets and a
+//! row sample that fit in memory. `models/MODEL.md` compares the two.
+
+use crate::eval::{evaluate, Evaluation, LabelledText};
+use crate::features::{FeatureBuf, FeatureConfig, Featurizer};
+use crate::model::{Model, ModelMeta};
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array1, Array2};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A data file could not be read or parsed.
+    #[error("reading {path}: {source}")]
+    Data { path: String, source: csv::Error },
+    /// The data folder is missing or holds no CSV files.
+    #[error("no training CSV files in {0}")]
+    NoData(String),
+    /// A row's label is not 0, 1 or 4.
+    #[error("{path} row {row}: label {label:?} is not 0, 1 or 4")]
+    Label { path: String, row: usize, label: String },
+    /// The optimiser failed.
+    #[error("optimiser: {0}")]
+    Optimiser(String),
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Config(String),
+}
+
+/// Which optimiser fits the logistic regression.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trainer {
+    /// argmin L-BFGS on the full sparse TF-IDF matrix.
+    Lbfgs,
+    /// linfa-logistic on a dense matrix of the `features` most frequent buckets and at most `rows` rows.
+    Linfa { features: usize, rows: usize },
+}
+
+/// Everything that determines a trained model; the same config and data give the same bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainConfig {
+    /// Model name, the first part of its version.
+    pub name: String,
+    /// Feature extraction.
+    pub features: FeatureConfig,
+    /// L2 penalty on the weights (not the bias), per row-averaged loss.
+    pub l2: f64,
+    /// Optimiser iterations at most.
+    pub max_iters: u64,
+    /// Share of the deduplicated rows held out for validation.
+    pub validation_fraction: f64,
+    /// Seed of the shuffle before the split.
+    pub seed: u64,
+    /// Read at most this many rows (files in numeric order), for quick runs.
+    pub max_rows: Option<usize>,
+    /// Neutral band stored in the model.
+    pub neutral_band: f32,
+    /// Logit per net emoticon stored in the model.
+    pub emoticon_logit: f32,
+    /// Scales each feature by its naive-Bayes log-count ratio before fitting (Wang & Manning 2012,
+    /// "NBSVM"); the scale folds into the stored weights, so inference is unchanged.
+    pub nb_scaling: bool,
+    /// Optimiser.
+    pub trainer: Trainer,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            name: "s140-lr".into(),
+            features: FeatureConfig::default(),
+            l2: 1e-6,
+            max_iters: 150,
+            validation_fraction: 0.02,
+            seed: 42,
+            max_rows: None,
+            neutral_band: 0.15,
+            emoticon_logit: 2.0,
+            nb_scaling: false,
+            trainer: Trainer::Lbfgs,
+        }
+    }
+}
+
+/// What a training run did and how well the model scores.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    /// Rows read from the CSV files.
+    pub rows_read: usize,
+    /// Exact duplicate rows dropped.
+    pub duplicates_dropped: usize,
+    /// Texts dropped because they occur with both labels.
+    pub conflicting_dropped: usize,
+    /// Rows trained on.
+    pub train_rows: usize,
+    /// Rows held out.
+    pub validation_rows: usize,
+    /// Buckets with a non-zero weight.
+    pub nonzero_weights: usize,
+    /// Objective evaluations of the optimiser.
+    pub evaluations: u64,
+    /// Final value of the regularised objective.
+    pub final_objective: f64,
+    /// Seconds reading and deduplicating.
+    pub seconds_read: f64,
+    /// Seconds extracting features.
+    pub seconds_features: f64,
+    /// Seconds optimising.
+    pub seconds_optimise: f64,
+    /// Peak resident memory of the process, MiB (Linux `VmHWM`).
+    pub peak_rss_mib: Option<f64>,
+    /// Accuracy on the held-out split.
+    pub validation_accuracy: f64,
+    /// Scores on the human-labelled test set, when given.
+    pub manual_test: Option<Evaluation>,
+    /// The settings used.
+    pub config: TrainConfig,
+}
+
+/// Deduplicated training texts with binary labels (true = positive).
+pub struct Corpus {
+    /// The texts in file order, first occurrence kept.
+    pub docs: Vec<(String, bool)>,
+    /// Rows read.
+    pub rows_read: usize,
+    /// Exact duplicates dropped.
+    pub duplicates_dropped: usize,
+    /// Conflicting texts dropped.
+    pub conflicting_dropped: usize,
+}
+
+fn bar(len: u64, what: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(what.to_owned());
+    pb
+}
+
+/// The CSV files of a folder, `2.csv` before `10.csv`.
+fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    let entries = std::fs::read_dir(dir).map_err(|_| TrainError::NoData(dir.display().to_string()))?;
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "csv")).collect();
+    let key = |p: &PathBuf| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+        (stem.parse::<u64>().unwrap_or(u64::MAX), stem)
+    };
+    files.sort_by_key(key);
+    if files.is_empty() {
+        return Err(TrainError::NoData(dir.display().to_string()));
+    }
+    Ok(files)
+}
+
+/// Reads `label,text` CSV files (label 0 = negative, 1 or 4 = positive), drops exact duplicates and
+/// texts seen with both labels.
+pub fn read_corpus(dir: &Path, max_rows: Option<usize>, progress: bool) -> Result<Corpus, TrainError> {
+    let files = csv_files(dir)?;
+    let pb = bar(files.len() as u64, "read", progress);
+    let mut docs: Vec<(String, bool)> = Vec::new();
+    let mut conflicting: Vec<bool> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let (mut rows_read, mut duplicates) = (0usize, 0usize);
+    'files: for path in &files {
+        let data_err = |source| TrainError::Data { path: path.display().to_string(), source };
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_path(path).map_err(data_err)?;
+        for (i, rec) in rdr.records().enumerate() {
+            if max_rows.is_some_and(|m| rows_read >= m) {
+                break 'files;
+            }
+            let rec = rec.map_err(data_err)?;
+            rows_read += 1;
+            let label = match rec.get(0).unwrap_or_default() {
+                "0" => false,
+                "1" | "4" => true,
+                other => {
+                    return Err(TrainError::Label { path: path.display().to_string(), row: i + 1, label: other.into() });
+                }
+            };
+            let text = rec.get(1).unwrap_or_default();
+            match seen.get(text) {
+                Some(&idx) => {
+                    duplicates += 1;
+                    if docs[idx].1 != label {
+                        conflicting[idx] = true;
+                    }
+                }
+                None => {
+                    seen.insert(text.to_owned(), docs.len());
+                    docs.push((text.to_owned(), label));
+                    conflicting.push(false);
+                }
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let before = docs.len();
+    let mut keep = conflicting.iter().map(|c| !c);
+    docs.retain(|_| keep.next().unwrap_or(true));
+    Ok(Corpus { rows_read, duplicates_dropped: duplicates, conflicting_dropped: before - docs.len(), docs })
+}
+
+/// Compressed sparse rows of L2-normalised TF-IDF values.
+struct Csr {
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Csr {
+    fn rows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let r = self.indptr[i]..self.indptr[i + 1];
+        (&self.indices[r.clone()], &self.values[r])
+    }
+}
+
+/// Extracts term frequencies of every text, in order, in parallel.
+fn extract_all(f: &Featurizer, docs: &[(String, bool)]) -> Csr {
+    let parts: Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> = docs
+        .par_chunks(8192)
+        .map(|chunk| {
+            let mut buf = FeatureBuf::default();
+            let (mut lens, mut idx, mut val) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new());
+            for (text, _) in chunk {
+                f.extract(text, &mut buf);
+                lens.push(buf.counts.len());
+                idx.extend(buf.counts.iter().map(|c| c.0));
+                val.extend(buf.counts.iter().map(|c| c.1));
+            }
+            (lens, idx, val)
+        })
+        .collect();
+    let mut csr = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+    for (lens, idx, val) in parts {
+        for l in lens {
+            csr.indptr.push(csr.indptr.last().expect("non-empty") + l);
+        }
+        csr.indices.extend(idx);
+        csr.values.extend(val);
+    }
+    csr
+}
+
+/// Smoothed idf as in scikit-learn; 0 for buckets no training row has, so they are ignored.
+fn idf(csr: &Csr, buckets: usize) -> Vec<f32> {
+    let mut df = vec![0u32; buckets];
+    for &i in &csr.indices {
+        df[i as usize] += 1;
+    }
+    let n = csr.rows() as f64;
+    df.iter().map(|&d| if d == 0 { 0.0 } else { (((1.0 + n) / (1.0 + d as f64)).ln() + 1.0) as f32 }).collect()
+}
+
+/// Turns term frequencies into L2-normalised TF-IDF in place.
+fn apply_idf(csr: &mut Csr, idf: &[f32]) {
+    for i in 0..csr.rows() {
+        let r = csr.indptr[i]..csr.indptr[i + 1];
+        let mut norm2 = 0f32;
+        for k in r.clone() {
+            csr.values[k] *= idf[csr.indices[k] as usize];
+            norm2 += csr.values[k] * csr.values[k];
+        }
+        if norm2 > 0.0 {
+            let inv = 1.0 / norm2.sqrt();
+            for k in r {
+                csr.values[k] *= inv;
+            }
+        }
+    }
+}
+
+/// Naive-Bayes log-count ratio of each bucket from binarised per-class document frequencies, with
+/// add-one smoothing; 0 for buckets no training row has.
+fn nb_ratios(csr: &Csr, y: &[bool], buckets: usize) -> Vec<f32> {
+    let (mut pos, mut neg) = (vec![0f64; buckets], vec![0f64; buckets]);
+    for (i, &label) in y.iter().enumerate() {
+        let counts = if label { &mut pos } else { &mut neg };
+        for &j in csr.row(i).0 {
+            counts[j as usize] += 1.0;
+        }
+    }
+    let (sp, sn) = (pos.iter().sum::<f64>() + buckets as f64, neg.iter().sum::<f64>() + buckets as f64);
+    pos.iter()
+        .zip(&neg)
+        .map(|(&p, &n)| if p + n == 0.0 { 0.0 } else { (((p + 1.0) / sp) / ((n + 1.0) / sn)).ln() as f32 })
+        .collect()
+}
+
+/// Multiplies every value by its column's scale.
+fn scale_columns(csr: &mut Csr, scale: &[f32]) {
+    for (v, &j) in csr.values.iter_mut().zip(&csr.indices) {
+        *v *= scale[j as usize];
+    }
+}
+
+/// Row partitions of the gradient sum: fixed, so the floating-point sum and hence the model bytes do
+/// not depend on the number of threads.
+const PARTITIONS: usize = 8;
+
+/// Regularised mean logistic loss over a sparse matrix; parameters are the bucket weights then the bias.
+struct Objective<'a> {
+    x: &'a Csr,
+    y: &'a [bool],
+    l2: f64,
+    pb: ProgressBar,
+    evals: &'a AtomicU64,
+    /// argmin asks for cost and gradient at the same point separately; one pass computes both.
+    cache: Mutex<Option<(Array1<f64>, f64, Array1<f64>)>>,
+}
+
+impl Objective<'_> {
+    fn eval(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
+        if let Some((p, c, g)) = self.cache.lock().expect("not poisoned").as_ref() {
+            if p == w {
+                return (*c, g.clone());
+            }
+        }
+        let d = w.len() - 1;
+        let n = self.x.rows();
+        let ws = w.as_slice().expect("contiguous");
+        let chunk = n.div_ceil(PARTITIONS);
+        let parts: Vec<(f64, Vec<f64>)> = (0..PARTITIONS)
+            .into_par_iter()
+            .map(|p| {
+                let mut g = vec![0f64; d + 1];
+                let mut loss = 0f64;
+                for i in (p * chunk)..((p + 1) * chunk).min(n) {
+                    let (idx, val) = self.x.row(i);
+                    let z = ws[d] + idx.iter().zip(val).map(|(&j, &v)| ws[j as usize] * v as f64).sum::<f64>();
+                    let s = if self.y[i] { 1.0 } else { -1.0 };
+                    // log(1 + e^(-s z)) computed without overflow.
+                    let m = -s * z;
+                    loss += if m > 0.0 { m + (-m).exp().ln_1p() } else { m.exp().ln_1p() };
+                    let r = 1.0 / (1.0 + (-z).exp()) - if self.y[i] { 1.0 } else { 0.0 };
+                    for (&j, &v) in idx.iter().zip(val) {
+                        g[j as usize] += r * v as f64;
+                    }
+                    g[d] += r;
+                }
+                (loss, g)
+            })
+            .collect();
+        let mut grad = Array1::<f64>::zeros(d + 1);
+        let mut loss = 0f64;
+        {
+            let gs = grad.as_slice_mut().expect("contiguous");
+            for (l, g) in parts {
+                loss += l;
+                gs.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+            }
+            let inv_n = 1.0 / n as f64;
+            for j in 0..=d {
+                gs[j] *= inv_n;
+            }
+            loss *= inv_n;
+            for j in 0..d {
+                loss += 0.5 * self.l2 * ws[j] * ws[j];
+                gs[j] += self.l2 * ws[j];
+            }
+        }
+        self.evals.fetch_add(1, Ordering::Relaxed);
+        self.pb.inc(1);
+        self.pb.set_message(format!("objective {loss:.5}"));
+        *self.cache.lock().expect("not poisoned") = Some((w.clone(), loss, grad.clone()));
+        (loss, grad)
+    }
+}
+
+impl CostFunction for Objective<'_> {
+    type Param = Array1<f64>;
+    type Output = f64;
+    fn cost(&self, w: &Self::Param) -> Result<f64, argmin::core::Error> {
+        Ok(self.eval(w).0)
+    }
+}
+
+impl Gradient for Objective<'_> {
+    type Param = Array1<f64>;
+    type Gradient = Array1<f64>;
+    fn gradient(&self, w: &Self::Param) -> Result<Array1<f64>, argmin::core::Error> {
+        Ok(self.eval(w).1)
+    }
+}
+
+/// Fits bucket weights and bias with L-BFGS; returns them with the evaluation count and objective.
+fn fit_lbfgs(x: &Csr, y: &[bool], cfg: &TrainConfig, buckets: usize, progress: bool) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
+    let pb = bar(cfg.max_iters, "optimise", progress);
+    let evals = AtomicU64::new(0);
+    let problem = Objective { x, y, l2: cfg.l2, pb: pb.clone(), evals: &evals, cache: Mutex::new(None) };
+    let opt = |e: argmin::core::Error| TrainError::Optimiser(e.to_string());
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10).with_tolerance_cost(1e-9).map_err(opt)?;
+    let res = Executor::new(problem, solver)
+        .configure(|s| s.param(Array1::zeros(buckets + 1)).max_iters(cfg.max_iters))
+        .run()
+        .map_err(opt)?;
+    pb.finish_and_clear();
+    let state = res.state();
+    let w = state.get_best_param().ok_or_else(|| TrainError::Optimiser("no parameters".into()))?.to_vec();
+    let bias = w[buckets];
+    Ok((w[..buckets].to_vec(), bias, evals.load(Ordering::Relaxed), state.get_best_cost()))
+}
+
+/// Fits with linfa-logistic on a dense slice of the problem: the `features` buckets with the highest
+/// document frequency and the first `rows` training rows.
+fn fit_linfa(x: &Csr, y: &[bool], cfg: &TrainConfig, features: usize, rows: usize, buckets: usize) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
+    use linfa::prelude::*;
+    let mut df = vec![0u32; buckets];
+    for &i in &x.indices {
+        df[i as usize] += 1;
+    }
+    let mut order: Vec<usize> = (0..buckets).collect();
+    order.sort_by_key(|&j| (std::cmp::Reverse(df[j]), j));
+    order.truncate(features);
+    let mut column = vec![usize::MAX; buckets];
+    for (c, &j) in order.iter().enumerate() {
+        column[j] = c;
+    }
+    let rows = rows.min(x.rows());
+    let mut dense = Array2::<f64>::zeros((rows, order.len()));
+    for i in 0..rows {
+        let (idx, val) = x.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            if column[j as usize] != usize::MAX {
+                dense[[i, column[j as usize]]] = v as f64;
+            }
+        }
+    }
+    let targets = Array1::from_iter(y[..rows].iter().map(|&p| if p { "positive" } else { "negative" }));
+    let fitted = linfa_logistic::LogisticRegression::default()
+        .alpha(cfg.l2 * rows as f64)
+        .max_iterations(cfg.max_iters)
+        .fit(&Dataset::new(dense, targets))
+        .map_err(|e| TrainError::Optimiser(e.to_string()))?;
+    // linfa models P(first label in sorted order is the positive class); check which one it picked.
+    let flip = fitted.labels().pos.class != "positive";
+    let sign = if flip { -1.0 } else { 1.0 };
+    let mut w = vec![0f64; buckets];
+    for (c, &j) in order.iter().enumerate() {
+        w[j] = sign * fitted.params()[c];
+    }
+    Ok((w, sign * fitted.intercept(), cfg.max_iters, f64::NAN))
+}
+
+/// Peak resident set size of this process in MiB, where the OS reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Trains a model on the CSV files in `data_dir`; evaluates on `manual_test` rows when given.
+pub fn train(data_dir: &Path, cfg: &TrainConfig, manual_test: Option<&[LabelledText]>, progress: bool) -> Result<(Model, TrainReport), TrainError> {
+    if !(0.0..0.5).contains(&cfg.validation_fraction) {
+        return Err(TrainError::Config(format!("validation fraction {} must be in [0, 0.5)", cfg.validation_fraction)));
+    }
+    let t0 = Instant::now();
+    let corpus = read_corpus(data_dir, cfg.max_rows, progress)?;
+    let mut docs = corpus.docs;
+    docs.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(cfg.seed));
+    let n_val = (docs.len() as f64 * cfg.validation_fraction).round() as usize;
+    let val = docs.split_off(docs.len() - n_val);
+    let seconds_read = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let featurizer = Featurizer::new(cfg.features.clone());
+    let buckets = featurizer.buckets();
+    let mut x = extract_all(&featurizer, &docs);
+    let idf = idf(&x, buckets);
+    apply_idf(&mut x, &idf);
+    let y: Vec<bool> = docs.iter().map(|d| d.1).collect();
+    let scale = cfg.nb_scaling.then(|| nb_ratios(&x, &y, buckets));
+    if let Some(r) = &scale {
+        scale_columns(&mut x, r);
+    }
+    let seconds_features = t1.elapsed().as_secs_f64();
+
+    let t2 = Instant::now();
+    let (mut w, bias, evaluations, objective) = match cfg.trainer {
+        Trainer::Lbfgs => fit_lbfgs(&x, &y, cfg, buckets, progress)?,
+        Trainer::Linfa { features, rows } => fit_linfa(&x, &y, cfg, features, rows, buckets)?,
+    };
+    let seconds_optimise = t2.elapsed().as_secs_f64();
+    drop(x);
+    if let Some(r) = &scale {
+        w.iter_mut().zip(r).for_each(|(wj, &rj)| *wj *= f64::from(rj));
+    }
+
+    let table: Vec<[f32; 2]> = idf.iter().zip(&w).map(|(&i, &wj)| [i, wj as f32]).collect();
+    let meta = ModelMeta {
+        name: cfg.name.clone(),
+        features: cfg.features.clone(),
+        neutral_band: cfg.neutral_band,
+        emoticon_logit: cfg.emoticon_logit,
+        training: serde_json::json!({
+            "data": "Sentiment140 training set (normalised: mentions USER, links URL)",
+            "train_rows": docs.len(),
+            "l2": cfg.l2,
+            "max_iters": cfg.max_iters,
+            "seed": cfg.seed,
+            "trainer": cfg.trainer,
+            "nb_scaling": cfg.nb_scaling,
+        }),
+    };
+    let model = Model::new(meta, bias as f32, table);
+    let mut scorer = model.scorer();
+    let right = val.iter().filter(|(t, pos)| (scorer.score_normalized(t) > 0.5) == *pos).count();
+    let report = TrainReport {
+        rows_read: corpus.rows_read,
+        duplicates_dropped: corpus.duplicates_dropped,
+        conflicting_dropped: corpus.conflicting_dropped,
+        train_rows: docs.len(),
+        validation_rows: val.len(),
+        nonzero_weights: w.iter().filter(|v| **v != 0.0).count(),
+        evaluations,
+        final_objective: objective,
+        seconds_read,
+        seconds_features,
+        seconds_optimise,
+        peak_rss_mib: peak_rss_mib(),
+        validation_accuracy: if val.is_empty() { 0.0 } else { right as f64 / val.len() as f64 },
+        manual_test: manual_test.map(|rows| evaluate(&model, rows)),
+        config: cfg.clone(),
+    };
+    Ok((model, report))
+}
