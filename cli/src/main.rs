@@ -1,11 +1,11 @@
 //! `tweetlake`: train, evaluate and score the sentiment model from the command line.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use tweetlake_sentiment::eval::{evaluate, read_manual_test};
-use tweetlake_sentiment::train::{train, TrainConfig, Trainer};
+use tweetlake_sentiment::train::{TrainConfig, Trainer, train};
 use tweetlake_sentiment::{FeatureConfig, Model};
 
 /// Tweetlake's local tool.
@@ -31,6 +31,21 @@ enum Command {
         /// Override the model's neutral band.
         #[arg(long, env = "TWEETLAKE_NEUTRAL_BAND")]
         neutral_band: Option<f32>,
+    },
+    /// Run the process function's pipeline on Lambda Kafka event files, in order, like the Lambda does.
+    ///
+    /// Settings come from the same environment variables as the Lambda (TWEETLAKE_TABLE_URI, …); the
+    /// flags below override the two table locations. Prints one JSON summary per event.
+    Process {
+        /// Event JSON files (MSK or self-managed Kafka), processed in the order given.
+        #[arg(long = "event", required = true)]
+        events: Vec<PathBuf>,
+        /// Tweets table (local path or s3:// URL).
+        #[arg(long, env = "TWEETLAKE_TABLE_URI")]
+        table: String,
+        /// Quarantine table (local path or s3:// URL).
+        #[arg(long, env = "TWEETLAKE_QUARANTINE_URI")]
+        quarantine: String,
     },
     /// Score one text per stdin line; write one JSON line `{"label","score"}` per input.
     Score {
@@ -168,8 +183,28 @@ fn run_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) -> Result<()> {
+    let cfg = tweetlake::ProcessConfig::from_lookup(|k| match k {
+        "TWEETLAKE_TABLE_URI" => Some(table.clone()),
+        "TWEETLAKE_QUARANTINE_URI" => Some(quarantine.clone()),
+        _ => std::env::var(k).ok(),
+    })?;
+    let processor = tweetlake::Processor::new(cfg).await?;
+    for path in events {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?)
+                .with_context(|| format!("--event {} is not JSON", path.display()))?;
+        let summary = processor.process_event(payload).await.with_context(|| format!("processing {}", path.display()))?;
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Process { events, table, quarantine } => {
+            tokio::runtime::Runtime::new()?.block_on(run_process(events, table, quarantine))
+        }
         Command::Train(a) => run_train(a),
         Command::Eval { model, test, neutral_band } => {
             let model = load(&model, neutral_band)?;

@@ -3,11 +3,12 @@
 //! Settings are validated before the runtime starts, so a bad configuration fails the cold start with
 //! a message naming the variable instead of failing every invocation.
 
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use std::sync::Arc;
 use tweetlake::{BatchSummary, Error, ProcessConfig, Processor};
 
 /// A failed invocation as Lambda reports it; the type tells operators whether a retry can help.
+#[derive(Debug)]
 struct Failure(Error);
 
 impl From<Failure> for Diagnostic {
@@ -17,6 +18,10 @@ impl From<Failure> for Diagnostic {
     }
 }
 
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).without_time().init();
@@ -24,7 +29,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::info!(model = processor.model_version(), "process function ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let p = Arc::clone(&processor);
-        async move { p.process_event(event.payload).await.map_err(Failure) as Result<BatchSummary, Failure> }
+        async move {
+            let summary = p.process_event(event.payload).await.map_err(Failure)?;
+            for line in tweetlake::metrics::batch_lines(&summary, chrono_now_ms()) {
+                println!("{line}");
+            }
+            Ok::<BatchSummary, Failure>(summary)
+        }
     }))
     .await
 }

@@ -65,10 +65,7 @@ mod tests {
 
     #[test]
     fn decodes_collapses_and_extracts_from_text() {
-        let t = Tweet {
-            text: "@Alice  loving #RustLang &amp; #rustlang\n http://t.co/x @bob".into(),
-            ..Tweet::default()
-        };
+        let t = Tweet { text: "@Alice  loving #RustLang &amp; #rustlang\n http://t.co/x @bob".into(), ..Tweet::default() };
         let c = clean(&t);
         assert_eq!(c.clean_text, "@Alice loving #RustLang & #rustlang http://t.co/x @bob");
         assert_eq!(c.model_text, "USER loving #RustLang & #rustlang URL USER");

@@ -26,7 +26,13 @@ pub struct ProcessConfig {
     pub commit_retries: usize,
 }
 
-fn parse<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: T, ok: impl Fn(&T) -> bool, what: &str) -> Result<T, Error>
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    ok: impl Fn(&T) -> bool,
+    what: &str,
+) -> Result<T, Error>
 where
     T::Err: std::fmt::Display,
 {
@@ -40,10 +46,10 @@ where
 }
 
 fn required_uri(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, Error> {
-    let v = get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).ok_or(Error::Config {
-        var,
-        message: "not set; give an s3://bucket/prefix URL or a local directory".into(),
-    })?;
+    let v = get(var)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::Config { var, message: "not set; give an s3://bucket/prefix URL or a local directory".into() })?;
     if v.contains("://") && !(v.starts_with("s3://") || v.starts_with("s3a://") || v.starts_with("file://")) {
         return Err(Error::Config { var, message: format!("{v:?}: only s3://, s3a://, file:// or a local path are supported") });
     }
@@ -56,7 +62,10 @@ impl ProcessConfig {
         let table_uri = required_uri(&get, "TWEETLAKE_TABLE_URI")?;
         let quarantine_uri = required_uri(&get, "TWEETLAKE_QUARANTINE_URI")?;
         if quarantine_uri == table_uri {
-            return Err(Error::Config { var: "TWEETLAKE_QUARANTINE_URI", message: "must differ from TWEETLAKE_TABLE_URI".into() });
+            return Err(Error::Config {
+                var: "TWEETLAKE_QUARANTINE_URI",
+                message: "must differ from TWEETLAKE_TABLE_URI".into(),
+            });
         }
         let d = DedupConfig::default();
         let q = QualityConfig::default();
@@ -67,16 +76,36 @@ impl ProcessConfig {
             model_path: get("TWEETLAKE_MODEL_PATH").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
             neutral_band: match band {
                 None => None,
-                Some(_) => Some(parse(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?),
+                Some(_) => {
+                    Some(parse(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
+                }
             },
             dedup: DedupConfig {
-                window_ms: parse(&get, "TWEETLAKE_DEDUP_WINDOW_SECS", d.window_ms / 1000, |v| *v > 0, "a positive number of seconds")? * 1000,
+                window_ms: parse(
+                    &get,
+                    "TWEETLAKE_DEDUP_WINDOW_SECS",
+                    d.window_ms / 1000,
+                    |v| *v > 0,
+                    "a positive number of seconds",
+                )? * 1000,
                 max_ids: parse(&get, "TWEETLAKE_DEDUP_MAX_IDS", d.max_ids, |v| *v > 0, "a positive count")?,
             },
             quality: QualityConfig {
-                max_payload_bytes: parse(&get, "TWEETLAKE_MAX_PAYLOAD_BYTES", q.max_payload_bytes, |v| *v > 0, "a positive byte count")?,
+                max_payload_bytes: parse(
+                    &get,
+                    "TWEETLAKE_MAX_PAYLOAD_BYTES",
+                    q.max_payload_bytes,
+                    |v| *v > 0,
+                    "a positive byte count",
+                )?,
                 max_text_chars: parse(&get, "TWEETLAKE_MAX_TEXT_CHARS", q.max_text_chars, |v| *v > 0, "a positive count")?,
-                max_future_skew_secs: parse(&get, "TWEETLAKE_MAX_FUTURE_SKEW_SECS", q.max_future_skew_secs, |v| *v >= 0, "a non-negative number of seconds")?,
+                max_future_skew_secs: parse(
+                    &get,
+                    "TWEETLAKE_MAX_FUTURE_SKEW_SECS",
+                    q.max_future_skew_secs,
+                    |v| *v >= 0,
+                    "a non-negative number of seconds",
+                )?,
             },
             checkpoint_interval: parse(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
             commit_retries: parse(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,

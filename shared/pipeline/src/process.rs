@@ -2,12 +2,14 @@
 
 use crate::clean::clean;
 use crate::config::ProcessConfig;
-use crate::decode::{decode_value, RawRecord};
+use crate::decode::{RawRecord, decode_value};
 use crate::dedup::{BatchDedup, SeenIds};
 use crate::error::Error;
-use crate::metrics::emf_line;
-use crate::quality::{check, RULES};
-use crate::rows::{quarantine_batch, tweets_batch, QuarantineRow, TweetRow, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, TWEETS_PARTITIONS, TWEETS_SCHEMA};
+use crate::quality::{QualityConfig, check};
+use crate::rows::{
+    QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QuarantineRow, TWEETS_PARTITIONS, TWEETS_SCHEMA, TweetRow, quarantine_batch,
+    tweets_batch,
+};
 use crate::sink::DeltaSink;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -72,9 +74,17 @@ impl Processor {
             Some(b) => model.with_neutral_band(b),
             None => model,
         };
-        let tweets = DeltaSink::open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries).await?;
-        let quarantine =
-            DeltaSink::open(&cfg.quarantine_uri, &QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries).await?;
+        let tweets =
+            DeltaSink::open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries)
+                .await?;
+        let quarantine = DeltaSink::open(
+            &cfg.quarantine_uri,
+            &QUARANTINE_SCHEMA,
+            QUARANTINE_PARTITIONS,
+            cfg.checkpoint_interval,
+            cfg.commit_retries,
+        )
+        .await?;
         Ok(Self { cfg, model, tweets: Mutex::new(tweets), quarantine: Mutex::new(quarantine) })
     }
 
@@ -91,7 +101,6 @@ impl Processor {
 
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`.
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
-        let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
         let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in &records {
             let e = last.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
@@ -121,80 +130,8 @@ impl Processor {
             windows.insert(p.clone(), state);
         }
 
-        let mut scorer = self.model.scorer();
-        let mut in_batch = BatchDedup::default();
-        let (mut rows, mut rejected) = (Vec::new(), Vec::new());
-        for rec in records {
-            let key = (rec.topic.clone(), rec.partition);
-            let skip_t = done_t.get(&key).is_some_and(|&o| rec.offset <= o);
-            let skip_q = done_q.get(&key).is_some_and(|&o| rec.offset <= o);
-            if skip_t && skip_q {
-                summary.redelivered_skipped += 1;
-                continue;
-            }
-            let valid = match check(&rec, &self.cfg.quality, now) {
-                Ok(v) => v,
-                Err(rej) => {
-                    if skip_q {
-                        summary.redelivered_skipped += 1;
-                    } else {
-                        *summary.quarantined.entry(rej.rule.to_owned()).or_default() += 1;
-                        rejected.push(QuarantineRow {
-                            kafka_topic: rec.topic,
-                            kafka_partition: rec.partition,
-                            kafka_offset: rec.offset,
-                            kafka_timestamp_ms: rec.timestamp_ms,
-                            key: rec.key,
-                            payload: rec.value,
-                            rule: rej.rule,
-                            error: rej.message,
-                        });
-                    }
-                    continue;
-                }
-            };
-            if skip_t {
-                summary.redelivered_skipped += 1;
-                continue;
-            }
-            let msg = valid.message;
-            if !in_batch.first(&msg.tweet.id) {
-                summary.duplicates_in_batch += 1;
-                continue;
-            }
-            let window = windows.get_mut(&key).expect("every partition has a window");
-            if window.contains(&msg.tweet.id) {
-                summary.duplicates_in_window += 1;
-                continue;
-            }
-            window.insert(&msg.tweet.id, rec.timestamp_ms);
-            let c = clean(&msg.tweet);
-            let p = scorer.predict_normalized(&c.model_text);
-            let author = msg.author.as_ref().filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());
-            rows.push(TweetRow {
-                tweet_id: msg.tweet.id,
-                created_at: valid.created_at,
-                text: msg.tweet.text,
-                clean_text: c.clean_text,
-                author_id: msg.tweet.author_id,
-                author_username: author.map(|a| a.username.clone()),
-                lang: msg.tweet.lang,
-                conversation_id: msg.tweet.conversation_id,
-                hashtags: c.hashtags,
-                mentions: c.mentions,
-                urls: c.urls,
-                rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
-                metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
-                sentiment_label: p.label.as_str(),
-                sentiment_score: f64::from(p.score),
-                kafka_topic: rec.topic,
-                kafka_partition: rec.partition,
-                kafka_offset: rec.offset,
-                kafka_timestamp_ms: rec.timestamp_ms,
-                ingest_source: Some(msg.ingest.source).filter(|s| !s.is_empty()),
-                ingest_run_id: Some(msg.ingest.run_id).filter(|s| !s.is_empty()),
-            });
-        }
+        let Transformed { rows, rejected, mut summary } =
+            transform(&self.model, &self.cfg.quality, records, &done_t, &done_q, &mut windows, now);
 
         let advance = |done: &BTreeMap<(String, i32), i64>| -> BTreeMap<(String, i32), i64> {
             last.iter().filter(|(k, o)| done.get(*k).is_none_or(|d| d < *o)).map(|(k, o)| (k.clone(), *o)).collect()
@@ -225,13 +162,16 @@ impl Processor {
         for ((t, p), o) in last {
             summary.offsets.insert(format!("{t}-{p}"), o);
         }
-        emit_metrics(&summary, now);
         Ok(summary)
     }
 }
 
 /// Commits, treating a lost race against a writer that recorded the same offsets as success.
-async fn commit(sink: &mut DeltaSink, batch: deltalake::arrow::record_batch::RecordBatch, offsets: &BTreeMap<(String, i32), i64>) -> Result<Option<i64>, Error> {
+async fn commit(
+    sink: &mut DeltaSink,
+    batch: deltalake::arrow::record_batch::RecordBatch,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> Result<Option<i64>, Error> {
     match sink.append(Some(batch), offsets).await {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
@@ -248,27 +188,103 @@ async fn commit(sink: &mut DeltaSink, batch: deltalake::arrow::record_batch::Rec
     }
 }
 
-fn emit_metrics(s: &BatchSummary, now: DateTime<Utc>) {
-    let ts = now.timestamp_millis();
-    let f = [("Function", "process")];
-    let quarantined: usize = s.quarantined.values().sum();
-    println!(
-        "{}",
-        emf_line(
-            ts,
-            &f,
-            &[
-                ("RecordsIn", s.records_in as u64),
-                ("RowsWritten", s.rows_written as u64),
-                ("RedeliveredSkipped", s.redelivered_skipped as u64),
-                ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64),
-                ("Quarantined", quarantined as u64),
-            ],
-        )
-    );
-    for rule in RULES {
-        if let Some(&n) = s.quarantined.get(rule.name) {
-            println!("{}", emf_line(ts, &[("Function", "process"), ("Rule", rule.name)], &[("QuarantinedByRule", n as u64)]));
+/// What the in-memory stages made of a batch, ready for the sink.
+#[derive(Debug, Default)]
+pub struct Transformed {
+    /// Rows for the tweets table.
+    pub rows: Vec<TweetRow>,
+    /// Rows for the quarantine table.
+    pub rejected: Vec<QuarantineRow>,
+    /// Counts so far (no versions or offsets yet).
+    pub summary: BatchSummary,
+}
+
+/// The in-memory stages for decoded records: skip what `done_t` / `done_q` (the offsets recorded in the
+/// tweets and quarantine tables) already hold, apply the quality rules, clean, dedup against the batch
+/// and each partition's window (updated in place) and score.
+pub fn transform(
+    model: &Model,
+    quality: &QualityConfig,
+    records: Vec<RawRecord>,
+    done_t: &BTreeMap<(String, i32), i64>,
+    done_q: &BTreeMap<(String, i32), i64>,
+    windows: &mut HashMap<(String, i32), SeenIds>,
+    now: DateTime<Utc>,
+) -> Transformed {
+    let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
+    let mut scorer = model.scorer();
+    let mut in_batch = BatchDedup::default();
+    let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+    for rec in records {
+        let key = (rec.topic.clone(), rec.partition);
+        let skip_t = done_t.get(&key).is_some_and(|&o| rec.offset <= o);
+        let skip_q = done_q.get(&key).is_some_and(|&o| rec.offset <= o);
+        if skip_t && skip_q {
+            summary.redelivered_skipped += 1;
+            continue;
         }
+        let valid = match check(&rec, quality, now) {
+            Ok(v) => v,
+            Err(rej) => {
+                if skip_q {
+                    summary.redelivered_skipped += 1;
+                } else {
+                    *summary.quarantined.entry(rej.rule.to_owned()).or_default() += 1;
+                    rejected.push(QuarantineRow {
+                        kafka_topic: rec.topic,
+                        kafka_partition: rec.partition,
+                        kafka_offset: rec.offset,
+                        kafka_timestamp_ms: rec.timestamp_ms,
+                        key: rec.key,
+                        payload: rec.value,
+                        rule: rej.rule,
+                        error: rej.message,
+                    });
+                }
+                continue;
+            }
+        };
+        if skip_t {
+            summary.redelivered_skipped += 1;
+            continue;
+        }
+        let msg = valid.message;
+        if !in_batch.first(&msg.tweet.id) {
+            summary.duplicates_in_batch += 1;
+            continue;
+        }
+        let window = windows.entry(key.clone()).or_insert_with(|| SeenIds { through_offset: -1, ..SeenIds::default() });
+        if window.contains(&msg.tweet.id) {
+            summary.duplicates_in_window += 1;
+            continue;
+        }
+        window.insert(&msg.tweet.id, rec.timestamp_ms);
+        let c = clean(&msg.tweet);
+        let p = scorer.predict_normalized(&c.model_text);
+        let author = msg.author.as_ref().filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());
+        rows.push(TweetRow {
+            tweet_id: msg.tweet.id,
+            created_at: valid.created_at,
+            text: msg.tweet.text,
+            clean_text: c.clean_text,
+            author_id: msg.tweet.author_id,
+            author_username: author.map(|a| a.username.clone()),
+            lang: msg.tweet.lang,
+            conversation_id: msg.tweet.conversation_id,
+            hashtags: c.hashtags,
+            mentions: c.mentions,
+            urls: c.urls,
+            rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
+            metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
+            sentiment_label: p.label.as_str(),
+            sentiment_score: f64::from(p.score),
+            kafka_topic: rec.topic,
+            kafka_partition: rec.partition,
+            kafka_offset: rec.offset,
+            kafka_timestamp_ms: rec.timestamp_ms,
+            ingest_source: Some(msg.ingest.source).filter(|s| !s.is_empty()),
+            ingest_run_id: Some(msg.ingest.run_id).filter(|s| !s.is_empty()),
+        });
     }
+    Transformed { rows, rejected, summary }
 }

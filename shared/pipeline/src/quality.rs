@@ -2,7 +2,7 @@
 //! rule's name and a message, never dropped and never failing the batch.
 
 use crate::decode::RawRecord;
-use crate::envelope::{TweetMessage, ENVELOPE_VERSION};
+use crate::envelope::{ENVELOPE_VERSION, TweetMessage};
 use chrono::{DateTime, Utc};
 
 /// A quality rule: its name (stored with each rejected record) and what it checks.
@@ -88,10 +88,11 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
         return Err(reject("envelope_version", format!("version {} is not {ENVELOPE_VERSION}", message.v)));
     }
     let t = &message.tweet;
-    let missing: Vec<&str> = [("tweet.id", t.id.is_empty()), ("tweet.text", t.text.is_empty()), ("tweet.created_at", t.created_at.is_none())]
-        .into_iter()
-        .filter_map(|(n, m)| m.then_some(n))
-        .collect();
+    let missing: Vec<&str> =
+        [("tweet.id", t.id.is_empty()), ("tweet.text", t.text.is_empty()), ("tweet.created_at", t.created_at.is_none())]
+            .into_iter()
+            .filter_map(|(n, m)| m.then_some(n))
+            .collect();
     if !missing.is_empty() {
         return Err(reject("required_fields", format!("missing {}", missing.join(", "))));
     }

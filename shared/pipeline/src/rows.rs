@@ -4,6 +4,7 @@
 //! protocol beyond reader 1 / writer 2, which Athena cannot read); list items are named `element`, as
 //! Delta's Arrow mapping names them.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
     ArrayRef, BinaryBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -11,7 +12,6 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
-use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::{Arc, LazyLock};
 
 fn ts() -> DataType {

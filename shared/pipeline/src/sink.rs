@@ -11,9 +11,9 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructType, Transaction};
+use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::{DeltaTable, DeltaTableError, Path, TableProperty};
 use std::collections::BTreeMap;
 
@@ -38,7 +38,13 @@ impl std::fmt::Debug for DeltaSink {
 impl DeltaSink {
     /// Opens the table at `uri` (an `s3://` URL or a local path), creating it with `schema`,
     /// `partitions` and a checkpoint every `checkpoint_interval` commits if it does not exist.
-    pub async fn open(uri: &str, schema: &SchemaRef, partitions: &[&str], checkpoint_interval: u64, commit_retries: usize) -> Result<Self, Error> {
+    pub async fn open(
+        uri: &str,
+        schema: &SchemaRef,
+        partitions: &[&str],
+        checkpoint_interval: u64,
+        commit_retries: usize,
+    ) -> Result<Self, Error> {
         let url = deltalake::ensure_table_uri(uri).map_err(|e| Error::delta(uri, e))?;
         let mut table = DeltaTable::try_from_url(url).await.map_err(|e| Error::delta(uri, e))?;
         if table.version().is_none() {
@@ -101,7 +107,8 @@ impl DeltaSink {
             .map(|((t, p), o)| Transaction::new_with_last_update(app_id(t, *p), *o, Some(chrono::Utc::now().timestamp_millis())))
             .collect();
         let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
-        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(|e| Error::delta(&self.uri, e))?.with_commit_properties(props);
+        let mut writer =
+            RecordBatchWriter::for_table(&self.table).map_err(|e| Error::delta(&self.uri, e))?.with_commit_properties(props);
         if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
             writer.write(b).await.map_err(|e| Error::delta(&self.uri, e))?;
         }

@@ -1,1 +1,43 @@
-fn main(){}
+//! Sentiment inference throughput and model load time, on the committed model and the 498 texts of
+//! the manual test set. Run: `cargo bench -p tweetlake-sentiment --bench inference`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use tweetlake_sentiment::{Model, normalize};
+
+const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/sentiment.twlk");
+const TEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/testdata.manual.2009.06.14.csv");
+
+fn texts() -> Vec<String> {
+    // The text is the last CSV column; the manual test set quotes every field.
+    std::fs::read_to_string(TEST)
+        .expect("manual test set")
+        .lines()
+        .map(|l| l.rsplit("\",\"").next().unwrap_or_default().trim_end_matches('"').to_owned())
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let bytes = std::fs::read(MODEL).expect("committed model");
+    let model = Model::from_bytes(&bytes).expect("model parses");
+    let raw = texts();
+    let normalized: Vec<String> = raw.iter().map(|t| normalize(t).into_owned()).collect();
+    let mut g = c.benchmark_group("inference");
+    g.throughput(Throughput::Elements(raw.len() as u64));
+    g.bench_function("score_normalized", |b| {
+        let mut s = model.scorer();
+        b.iter(|| normalized.iter().map(|t| s.score_normalized(black_box(t))).sum::<f32>())
+    });
+    g.bench_function("predict_raw", |b| {
+        let mut s = model.scorer();
+        b.iter(|| raw.iter().map(|t| s.predict(black_box(t)).score).sum::<f32>())
+    });
+    g.finish();
+    let mut g = c.benchmark_group("model");
+    g.sample_size(20);
+    g.bench_function("load_from_bytes", |b| b.iter(|| Model::from_bytes(black_box(&bytes)).expect("parses")));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

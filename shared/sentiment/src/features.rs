@@ -32,9 +32,9 @@ impl Default for FeatureConfig {
 
 /// Words that flip the polarity of what follows them (apostrophes are dropped before the lookup).
 const NEGATIONS: &[&str] = &[
-    "not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "cannot", "cant", "dont",
-    "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "wouldnt", "couldnt", "shouldnt", "havent",
-    "hasnt", "hadnt", "aint", "mustnt", "neednt", "without",
+    "not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "cannot", "cant", "dont", "doesnt", "didnt",
+    "isnt", "arent", "wasnt", "werent", "wont", "wouldnt", "couldnt", "shouldnt", "havent", "hasnt", "hadnt", "aint", "mustnt",
+    "neednt", "without",
 ];
 
 const SEED: u64 = 0x243f_6a88_85a3_08d3;

@@ -4,11 +4,11 @@
 //! The model is logistic regression over L2-normalised TF-IDF weights of hashed word unigrams and
 //! bigrams (with negation marking), trained on Sentiment140. See `models/MODEL.md` for figures.
 
+#[cfg(feature = "train")]
+pub mod eval;
 pub mod features;
 pub mod model;
 pub mod normalize;
-#[cfg(feature = "train")]
-pub mod eval;
 #[cfg(feature = "train")]
 pub mod train;
 

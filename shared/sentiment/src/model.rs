@@ -246,7 +246,8 @@ mod tests {
 
     fn tiny() -> Model {
         let features = FeatureConfig { hash_bits: 8, ..FeatureConfig::default() };
-        let meta = ModelMeta { name: "tiny".into(), features, neutral_band: 0.1, emoticon_logit: 2.0, training: serde_json::json!({}) };
+        let meta =
+            ModelMeta { name: "tiny".into(), features, neutral_band: 0.1, emoticon_logit: 2.0, training: serde_json::json!({}) };
         let f = Featurizer::new(meta.features.clone());
         let mut table = vec![[0f32; 2]; f.buckets()];
         let mut buf = FeatureBuf::default();

@@ -5,7 +5,7 @@
 //! `linfa-logistic`, which only fits dense `ndarray` input: it selects the most frequent buckets and a
 //! row sample that fit in memory. `models/MODEL.md` compares the two.
 
-use crate::eval::{evaluate, Evaluation, LabelledText};
+use crate::eval::{Evaluation, LabelledText, evaluate};
 use crate::features::{FeatureBuf, FeatureConfig, Featurizer};
 use crate::model::{Model, ModelMeta};
 use argmin::core::{CostFunction, Executor, Gradient, State};
@@ -13,15 +13,15 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Errors of a training run.
@@ -412,7 +412,13 @@ impl Gradient for Objective<'_> {
 }
 
 /// Fits bucket weights and bias with L-BFGS; returns them with the evaluation count and objective.
-fn fit_lbfgs(x: &Csr, y: &[bool], cfg: &TrainConfig, buckets: usize, progress: bool) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
+fn fit_lbfgs(
+    x: &Csr,
+    y: &[bool],
+    cfg: &TrainConfig,
+    buckets: usize,
+    progress: bool,
+) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
     let pb = bar(cfg.max_iters, "optimise", progress);
     let evals = AtomicU64::new(0);
     let problem = Objective { x, y, l2: cfg.l2, pb: pb.clone(), evals: &evals, cache: Mutex::new(None) };
@@ -431,7 +437,14 @@ fn fit_lbfgs(x: &Csr, y: &[bool], cfg: &TrainConfig, buckets: usize, progress: b
 
 /// Fits with linfa-logistic on a dense slice of the problem: the `features` buckets with the highest
 /// document frequency and the first `rows` training rows.
-fn fit_linfa(x: &Csr, y: &[bool], cfg: &TrainConfig, features: usize, rows: usize, buckets: usize) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
+fn fit_linfa(
+    x: &Csr,
+    y: &[bool],
+    cfg: &TrainConfig,
+    features: usize,
+    rows: usize,
+    buckets: usize,
+) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
     use linfa::prelude::*;
     let mut df = vec![0u32; buckets];
     for &i in &x.indices {
@@ -479,7 +492,12 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Trains a model on the CSV files in `data_dir`; evaluates on `manual_test` rows when given.
-pub fn train(data_dir: &Path, cfg: &TrainConfig, manual_test: Option<&[LabelledText]>, progress: bool) -> Result<(Model, TrainReport), TrainError> {
+pub fn train(
+    data_dir: &Path,
+    cfg: &TrainConfig,
+    manual_test: Option<&[LabelledText]>,
+    progress: bool,
+) -> Result<(Model, TrainReport), TrainError> {
     if !(0.0..0.5).contains(&cfg.validation_fraction) {
         return Err(TrainError::Config(format!("validation fraction {} must be in [0, 0.5)", cfg.validation_fraction)));
     }

@@ -1,0 +1,63 @@
+//! Two OS processes of the `tweetlake` CLI commit to the same tables for different partitions at once;
+//! no commit may be lost. Lives in the CLI package so Cargo builds the binary it runs.
+
+use serde_json::Value;
+use std::collections::HashSet;
+use tweetlake_tests::*;
+
+const P0: &str = "tweetlake:tweets:0";
+const P1: &str = "tweetlake:tweets:1";
+
+fn assert_unique(table: &Value) {
+    let all: Vec<&str> = table["rows"].as_array().unwrap().iter().map(|r| r["tweet_id"].as_str().unwrap()).collect();
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len(), "duplicate tweet ids in the table");
+}
+
+async fn two_processes_different_partitions(t: Tables) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = [Vec::new(), Vec::new()];
+    for part in 0..2 {
+        for b in 0..8 {
+            let recs = good_recs(part, b * 5, 5, 100_000 * (part as u64 + 1) + b as u64 * 5);
+            let path = dir.path().join(format!("p{part}-b{b}.json"));
+            std::fs::write(&path, serde_json::to_vec(&event(&recs)).unwrap()).unwrap();
+            files[part as usize].push(path);
+        }
+    }
+    // Create the tables first so both processes race on commits, not on creation.
+    processor(&t, &[]).await;
+    let children: Vec<_> = files
+        .iter()
+        .map(|fs| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake"));
+            c.arg("process").args(["--table", &t.tweets, "--quarantine", &t.quarantine]);
+            for f in fs {
+                c.arg("--event").arg(f);
+            }
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("tweetlake CLI runs")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "process failed: {}", String::from_utf8_lossy(&out.stderr));
+        let summaries: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(summaries.len(), 8);
+        assert!(summaries.iter().all(|s| s["rows_written"] == 5), "{summaries:?}");
+    }
+    let table = read_table(&t.tweets, &[P0, P1]);
+    assert_eq!(table["rows"].as_array().unwrap().len(), 80, "no commit lost");
+    assert_unique(&table);
+    assert_eq!((table["txn"][P0].as_i64(), table["txn"][P1].as_i64()), (Some(39), Some(39)));
+    assert!(table["version"].as_i64().unwrap() >= 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_dir() {
+    two_processes_different_partitions(local_tables()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3() {
+    two_processes_different_partitions(s3_tables("concurrent")).await;
+}

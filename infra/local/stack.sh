@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Tweetlake's local stack: installs (idempotently) and starts the real components the tests and the
+# local run need, on loopback only. Tools live outside the clone, in $TWEETLAKE_TOOLS.
+#
+#   infra/local/stack.sh install   install the pinned tools if missing (Python venv: moto server, the
+#                                  independent Delta reader, cargo-lambda)
+#   infra/local/stack.sh up        install, start the S3 endpoint if it is not running, print the
+#                                  environment to use it:  eval "$(infra/local/stack.sh up)"
+#   infra/local/stack.sh down      stop what `up` started
+#   infra/local/stack.sh env       print the environment only
+set -euo pipefail
+
+TOOLS=${TWEETLAKE_TOOLS:-$HOME/.cache/tweetlake}
+VENV=$TOOLS/venv
+S3_PORT=${TWEETLAKE_S3_PORT:-5000}
+# Pinned: the versions these tests were written against. Bump together with a passing run.
+PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3")
+STAMP=$VENV/.tweetlake-pins
+
+log() { echo "stack: $*" >&2; }
+
+install() {
+  mkdir -p "$TOOLS"
+  [[ -x $VENV/bin/python ]] || { log "creating venv in $VENV"; python3 -m venv "$VENV"; }
+  if [[ ! -f $STAMP || $(cat "$STAMP") != "${PIP_PINS[*]}" ]]; then
+    log "installing ${PIP_PINS[*]}"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PIP_PINS[@]}" >&2
+    echo "${PIP_PINS[*]}" > "$STAMP"
+  fi
+}
+
+s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" 2>/dev/null; }
+
+up() {
+  install
+  if s3_ready; then
+    log "S3 endpoint already up on 127.0.0.1:$S3_PORT"
+  else
+    log "starting moto S3 endpoint on 127.0.0.1:$S3_PORT"
+    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" > "$TOOLS/moto.log" 2>&1 &
+    echo $! > "$TOOLS/moto.pid"
+    for _ in $(seq 1 100); do s3_ready && break; sleep 0.2; done
+    s3_ready || { log "moto did not start; see $TOOLS/moto.log"; exit 1; }
+  fi
+  env_vars
+}
+
+down() {
+  if [[ -f $TOOLS/moto.pid ]]; then kill "$(cat "$TOOLS/moto.pid")" 2>/dev/null || true; rm -f "$TOOLS/moto.pid"; fi
+}
+
+env_vars() {
+  cat <<EOV
+export PATH="$VENV/bin:\$PATH"
+export TWEETLAKE_TEST_PYTHON="$VENV/bin/python"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
+export AWS_ALLOW_HTTP=true
+export AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+EOV
+}
+
+case "${1:-}" in
+  install) install ;;
+  up) up ;;
+  down) down ;;
+  env) env_vars ;;
+  *) echo "usage: $0 install|up|down|env" >&2; exit 2 ;;
+esac

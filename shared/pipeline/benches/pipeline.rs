@@ -1,0 +1,59 @@
+//! The in-memory path of the process function per record: decode → quality → clean → dedup → score →
+//! Arrow, on envelopes built from a real recorded X API page (no I/O).
+//! Run: `cargo bench -p tweetlake --bench pipeline`.
+
+use base64::Engine;
+use chrono::Utc;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use tweetlake::decode::decode_event;
+use tweetlake::process::{EMBEDDED_MODEL, transform};
+use tweetlake::quality::QualityConfig;
+use tweetlake::rows::tweets_batch;
+use tweetlake_sentiment::Model;
+
+const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/x-api/search_recent_page_with_polls.json");
+
+/// A Lambda MSK event of `n` distinct tweets (the page's 100 tweets cycled with fresh ids).
+fn event_bytes(n: usize) -> Vec<u8> {
+    let page: Value = serde_json::from_str(&std::fs::read_to_string(PAGE).expect("page")).expect("json");
+    let tweets = page["data"].as_array().expect("data");
+    let recs: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut t = tweets[i % tweets.len()].clone();
+            t["id"] = json!((1_440_000_000_000_000_000u64 + i as u64).to_string());
+            let env = json!({"v": 1, "tweet": t, "rules": [{"id": "1", "tag": "brexit"}], "ingest": {"source": "recent_search", "run_id": "bench"}});
+            json!({"topic": "tweets", "partition": 0, "offset": i, "timestamp": 1_632_328_649_000i64 + i as i64, "timestampType": "CREATE_TIME",
+                   "value": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&env).expect("json"))})
+        })
+        .collect();
+    serde_json::to_vec(&json!({"eventSource": "aws:kafka", "records": {"tweets-0": recs}})).expect("json")
+}
+
+fn bench(c: &mut Criterion) {
+    let model = Model::from_bytes(EMBEDDED_MODEL).expect("model");
+    let n = 5_000;
+    let event = event_bytes(n);
+    let quality = QualityConfig::default();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(20);
+    g.bench_function("decode_to_arrow", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |bytes| {
+                let (_, records) = decode_event(&bytes).expect("decodes");
+                let mut windows = HashMap::new();
+                let out = transform(&model, &quality, records, &BTreeMap::new(), &BTreeMap::new(), &mut windows, Utc::now());
+                assert_eq!(out.rows.len(), n);
+                tweets_batch(&out.rows, model.version(), Utc::now()).expect("batch")
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

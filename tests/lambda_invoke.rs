@@ -1,0 +1,82 @@
+//! The process function invoked the way users invoke it locally: `cargo lambda watch` serving the
+//! real binary, `cargo lambda invoke --data-file events/…`, then the table read back independently.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tweetlake_tests::*;
+
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // cargo lambda watch runs the function as a child; kill the whole process group.
+        let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn invoke(port: u16, event: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = Command::new("cargo")
+            .args(["lambda", "invoke", "tweetlake-process", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .args(["--data-file", &repo_root().join("events").join(event).to_string_lossy(), "-o", "json"])
+            .current_dir(repo_root())
+            .output()
+            .expect("cargo lambda is installed (infra/local/stack.sh install)");
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("invoke output {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        }
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        // The emulator answers only once it has built and started the function.
+        assert!(Instant::now() < deadline && !err.contains("Tweetlake."), "invoke failed: {err}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn cargo_lambda_invoke_with_sample_events() {
+    let t = s3_tables("lambda-invoke");
+    let port = free_port();
+    let mut cmd = Command::new("cargo");
+    cmd.args(["lambda", "watch", "-A", "127.0.0.1", "-P", &port.to_string(), "--package", "tweetlake-process"])
+        .current_dir(repo_root())
+        .env("TWEETLAKE_TABLE_URI", &t.tweets)
+        .env("TWEETLAKE_QUARANTINE_URI", &t.quarantine)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().expect("cargo lambda watch starts");
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[watch] {line}");
+        }
+    });
+    let _watch = Watch(child);
+
+    let first = invoke(port, "msk-batch.json");
+    assert_eq!(first["records_in"], 27, "{first}");
+    assert_eq!(first["rows_written"], 20);
+    assert_eq!(first["quarantined"].as_object().unwrap().len(), 6);
+    // The self-managed event carries the same offsets: Lambda redelivery in another shape.
+    let second = invoke(port, "self-managed-batch.json");
+    assert_eq!((second["redelivered_skipped"].as_u64(), second["rows_written"].as_u64()), (Some(27), Some(0)), "{second}");
+    let poison = invoke(port, "poison-batch.json");
+    assert_eq!(poison["rows_written"], 0);
+    assert_eq!(poison["quarantined"].as_object().unwrap().len(), 3);
+
+    let table = read_table(&t.tweets, &["tweetlake:tweets:0", "tweetlake:tweets:1"]);
+    assert_eq!(table["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(table["txn"]["tweetlake:tweets:0"], 502);
+    assert_eq!(table["txn"]["tweetlake:tweets:1"], 215);
+    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 9);
+}

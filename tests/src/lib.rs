@@ -1,0 +1,152 @@
+//! Shared helpers of the integration tests: repository paths, the local S3 endpoint, the independent
+//! Python reader, and builders of tweet envelopes and Lambda Kafka events.
+
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tweetlake::{ProcessConfig, Processor};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The Python of the tools venv that `infra/local/stack.sh` installs (deltalake, boto3, moto).
+pub fn python() -> PathBuf {
+    std::env::var_os("TWEETLAKE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").expect("HOME is set");
+        PathBuf::from(home).join(".cache/tweetlake/venv/bin/python")
+    })
+}
+
+/// The S3 endpoint the tests write to; fails loudly when the local stack is not up.
+pub fn s3_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"` or run `.ci/run`")
+    })
+}
+
+fn run_reader(args: &[&str]) -> String {
+    let out = Command::new(python()).arg(repo_root().join("tests/delta_reader.py")).args(args).output().expect("python runs");
+    assert!(out.status.success(), "delta_reader.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+static BUCKETS: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates a fresh bucket on the S3 endpoint and returns its name.
+pub fn new_bucket(prefix: &str) -> String {
+    s3_endpoint();
+    let n = BUCKETS.fetch_add(1, Ordering::SeqCst);
+    let name = format!("{prefix}-{}-{n}-{}", std::process::id(), chrono::Utc::now().timestamp_micros() % 1_000_000);
+    run_reader(&["mkbucket", &name]);
+    name
+}
+
+/// Reads a table with the independent reader: rows, version, protocol, partitions and txn versions.
+pub fn read_table(uri: &str, app_ids: &[&str]) -> Value {
+    let mut args = vec!["read", uri];
+    args.extend_from_slice(app_ids);
+    serde_json::from_str(&run_reader(&args)).expect("reader prints JSON")
+}
+
+/// Where a test's two tables live.
+#[derive(Clone, Debug)]
+pub struct Tables {
+    /// Tweets table URI.
+    pub tweets: String,
+    /// Quarantine table URI.
+    pub quarantine: String,
+    _dir: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+/// Tables in a fresh local directory.
+pub fn local_tables() -> Tables {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path().to_string_lossy().to_string();
+    Tables { tweets: format!("{p}/tweets"), quarantine: format!("{p}/quarantine"), _dir: Some(std::sync::Arc::new(dir)) }
+}
+
+/// Tables in a fresh bucket on the local S3 endpoint.
+pub fn s3_tables(prefix: &str) -> Tables {
+    let b = new_bucket(prefix);
+    Tables { tweets: format!("s3://{b}/tweets"), quarantine: format!("s3://{b}/quarantine"), _dir: None }
+}
+
+/// A processor on `tables` with extra settings (name → value) on top of the defaults.
+pub async fn processor(tables: &Tables, extra: &[(&str, &str)]) -> Processor {
+    let mut env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    env.insert("TWEETLAKE_TABLE_URI".into(), tables.tweets.clone());
+    env.insert("TWEETLAKE_QUARANTINE_URI".into(), tables.quarantine.clone());
+    let cfg =
+        ProcessConfig::from_lookup(|k| env.get(k).cloned().or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_"))))
+            .expect("valid test config");
+    Processor::new(cfg).await.expect("processor starts")
+}
+
+/// A version-1 envelope for a tweet with the given id, text and creation time.
+pub fn envelope(id: &str, text: &str, created_at: &str, rule: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "tweet": {"id": id, "text": text, "created_at": created_at, "author_id": "42", "lang": "en"},
+        "author": {"id": "42", "username": "tester", "name": "Tester"},
+        "rules": [{"id": "1", "tag": rule}],
+        "ingest": {"source": "replay", "run_id": "test-run", "fetched_at": created_at},
+    }))
+    .expect("serialisable")
+}
+
+/// One record for [`event`]: partition, offset, Kafka timestamp (ms) and value bytes.
+#[derive(Clone, Debug)]
+pub struct Rec {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Kafka timestamp, epoch ms.
+    pub timestamp_ms: i64,
+    /// Value bytes, `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A Lambda MSK event on topic `tweets` holding `recs` in the given order.
+pub fn event(recs: &[Rec]) -> Value {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut grouped: serde_json::Map<String, Value> = serde_json::Map::new();
+    for r in recs {
+        let mut rec = json!({
+            "topic": "tweets", "partition": r.partition, "offset": r.offset,
+            "timestamp": r.timestamp_ms, "timestampType": "CREATE_TIME",
+        });
+        if let Some(v) = &r.value {
+            rec["value"] = json!(b64(v));
+        }
+        grouped.entry(format!("tweets-{}", r.partition)).or_insert_with(|| json!([])).as_array_mut().expect("array").push(rec);
+    }
+    json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/t/x", "records": grouped})
+}
+
+/// `n` good tweets on `partition` from `first_offset`, tweet ids `id_base + i`.
+pub fn good_recs(partition: i32, first_offset: i64, n: usize, id_base: u64) -> Vec<Rec> {
+    (0..n)
+        .map(|i| Rec {
+            partition,
+            offset: first_offset + i as i64,
+            timestamp_ms: 1_764_000_000_000 + (first_offset + i as i64) * 1000,
+            value: Some(envelope(
+                &(id_base + i as u64).to_string(),
+                &format!("I love this tweet number {i} :)"),
+                "2025-11-24T16:00:00Z",
+                "test",
+            )),
+        })
+        .collect()
+}
+
+/// A sample event from `events/`.
+pub fn sample_event(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo_root().join("events").join(name)).expect("event file")).expect("event JSON")
+}
