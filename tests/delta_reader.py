@@ -41,6 +41,20 @@ def plain(v):
     return v
 
 
+def checkpoints(uri, opts):
+    """Names of the checkpoint files in the table's _delta_log, listed with pyarrow's own filesystem."""
+    from pyarrow import fs
+
+    if uri.startswith("s3"):
+        s3 = fs.S3FileSystem(endpoint_override=opts["AWS_ENDPOINT_URL"], region=opts["AWS_REGION"],
+                             access_key=opts["AWS_ACCESS_KEY_ID"], secret_key=opts["AWS_SECRET_ACCESS_KEY"], scheme="http")
+        path, filesystem = uri.split("://", 1)[1] + "/_delta_log", s3
+    else:
+        path, filesystem = uri + "/_delta_log", fs.LocalFileSystem()
+    infos = filesystem.get_file_info(fs.FileSelector(path))
+    return sorted(i.base_name for i in infos if ".checkpoint." in i.base_name)
+
+
 def read(uri, app_ids):
     from deltalake import DeltaTable
 
@@ -57,6 +71,7 @@ def read(uri, app_ids):
         "rows": rows,
         "txn": {a: dt.transaction_version(a) for a in app_ids},
         "files": len(dt.file_uris()),
+        "checkpoints": checkpoints(uri, opts),
     }
     print(json.dumps(out))
 

@@ -165,3 +165,17 @@ async fn poison_batch_is_quarantined_not_failed(t: Tables) {
     assert_eq!(read_table(&t.tweets, &[P0])["txn"][P0], 502, "offsets advance on the tweets table too");
 }
 on_both_backends!(poison, poison_batch_is_quarantined_not_failed);
+
+async fn checkpoint_every_ten_commits(t: Tables) {
+    let p = processor(&t, &[]).await;
+    for b in 0..11 {
+        let s = p.process_event(event(&good_recs(0, b * 2, 2, 50_000 + b as u64 * 2))).await.unwrap();
+        assert_eq!(s.rows_written, 2);
+    }
+    let table = read_table(&t.tweets, &[P0]);
+    assert_eq!(table["rows"].as_array().unwrap().len(), 22);
+    assert_eq!(table["txn"][P0], 21);
+    // Version 0 creates the table; the tenth commit is version 9 and carries the checkpoint.
+    assert_eq!(table["checkpoints"], serde_json::json!(["00000000000000000009.checkpoint.parquet"]));
+}
+on_both_backends!(checkpoints, checkpoint_every_ten_commits);

@@ -32,6 +32,7 @@ enum Command {
         #[arg(long, env = "TWEETLAKE_NEUTRAL_BAND")]
         neutral_band: Option<f32>,
     },
+    #[cfg(feature = "pipeline")]
     /// Run the process function's pipeline on Lambda Kafka event files, in order, like the Lambda does.
     ///
     /// Settings come from the same environment variables as the Lambda (TWEETLAKE_TABLE_URI, …); the
@@ -91,7 +92,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 1e-6)]
     l2: f64,
     /// Maximum optimiser iterations.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 300)]
     max_iters: u64,
     /// Share of rows held out for validation.
     #[arg(long, default_value_t = 0.02)]
@@ -108,9 +109,12 @@ struct TrainArgs {
     /// Logit added per net emoticon (0 disables the emoticon prior).
     #[arg(long, default_value_t = 2.0)]
     emoticon_logit: f32,
-    /// Scale features by naive-Bayes log-count ratios before fitting (NBSVM-style prior).
+    /// Do not scale features by naive-Bayes log-count ratios before fitting (the NBSVM-style prior).
     #[arg(long)]
-    nb_scaling: bool,
+    no_nb_scaling: bool,
+    /// Drop training rows whose label a first fit gives a probability below this, then refit.
+    #[arg(long)]
+    noise_filter: Option<f64>,
     /// Optimiser: `lbfgs` (sparse, all buckets) or `linfa` (dense, selected buckets and rows).
     #[arg(long, default_value = "lbfgs", value_parser = ["lbfgs", "linfa"])]
     trainer: String,
@@ -163,7 +167,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         max_rows: a.max_rows,
         neutral_band: a.neutral_band,
         emoticon_logit: a.emoticon_logit,
-        nb_scaling: a.nb_scaling,
+        nb_scaling: !a.no_nb_scaling,
+        noise_filter: a.noise_filter,
         trainer,
     };
     let manual = match &a.test {
@@ -183,6 +188,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "pipeline")]
 async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) -> Result<()> {
     let cfg = tweetlake::ProcessConfig::from_lookup(|k| match k {
         "TWEETLAKE_TABLE_URI" => Some(table.clone()),
@@ -202,6 +208,7 @@ async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) ->
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        #[cfg(feature = "pipeline")]
         Command::Process { events, table, quarantine } => {
             tokio::runtime::Runtime::new()?.block_on(run_process(events, table, quarantine))
         }

@@ -78,6 +78,9 @@ pub struct TrainConfig {
     /// Scales each feature by its naive-Bayes log-count ratio before fitting (Wang & Manning 2012,
     /// "NBSVM"); the scale folds into the stored weights, so inference is unchanged.
     pub nb_scaling: bool,
+    /// Label-noise filter: after a first fit, drop training rows whose own label gets a probability
+    /// below this, then fit again. Sentiment140's labels come from emoticons and are noisy.
+    pub noise_filter: Option<f64>,
     /// Optimiser.
     pub trainer: Trainer,
 }
@@ -88,13 +91,14 @@ impl Default for TrainConfig {
             name: "s140-lr".into(),
             features: FeatureConfig::default(),
             l2: 1e-6,
-            max_iters: 150,
+            max_iters: 300,
             validation_fraction: 0.02,
             seed: 42,
             max_rows: None,
             neutral_band: 0.15,
             emoticon_logit: 2.0,
-            nb_scaling: false,
+            nb_scaling: true,
+            noise_filter: None,
             trainer: Trainer::Lbfgs,
         }
     }
@@ -113,6 +117,8 @@ pub struct TrainReport {
     pub train_rows: usize,
     /// Rows held out.
     pub validation_rows: usize,
+    /// Training rows the noise filter dropped before the second fit.
+    pub noise_dropped: usize,
     /// Buckets with a non-zero weight.
     pub nonzero_weights: usize,
     /// Objective evaluations of the optimiser.
@@ -523,10 +529,35 @@ pub fn train(
     let seconds_features = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
-    let (mut w, bias, evaluations, objective) = match cfg.trainer {
-        Trainer::Lbfgs => fit_lbfgs(&x, &y, cfg, buckets, progress)?,
-        Trainer::Linfa { features, rows } => fit_linfa(&x, &y, cfg, features, rows, buckets)?,
+    let fit = |x: &Csr, y: &[bool]| match cfg.trainer {
+        Trainer::Lbfgs => fit_lbfgs(x, y, cfg, buckets, progress),
+        Trainer::Linfa { features, rows } => fit_linfa(x, y, cfg, features, rows, buckets),
     };
+    let (mut w, mut bias, mut evaluations, mut objective) = fit(&x, &y)?;
+    let mut noise_dropped = 0;
+    if let Some(threshold) = cfg.noise_filter {
+        let keep: Vec<bool> = (0..x.rows())
+            .map(|i| {
+                let (idx, val) = x.row(i);
+                let z = bias + idx.iter().zip(val).map(|(&j, &v)| w[j as usize] * f64::from(v)).sum::<f64>();
+                let p = 1.0 / (1.0 + (-z).exp());
+                (if y[i] { p } else { 1.0 - p }) >= threshold
+            })
+            .collect();
+        noise_dropped = keep.iter().filter(|k| !**k).count();
+        let mut kept = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+        let mut kept_y = Vec::new();
+        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+            let (idx, val) = x.row(i);
+            kept.indices.extend_from_slice(idx);
+            kept.values.extend_from_slice(val);
+            kept.indptr.push(kept.indices.len());
+            kept_y.push(y[i]);
+        }
+        let (w2, b2, e2, o2) = fit(&kept, &kept_y)?;
+        (w, bias, objective) = (w2, b2, o2);
+        evaluations += e2;
+    }
     let seconds_optimise = t2.elapsed().as_secs_f64();
     drop(x);
     if let Some(r) = &scale {
@@ -547,6 +578,7 @@ pub fn train(
             "seed": cfg.seed,
             "trainer": cfg.trainer,
             "nb_scaling": cfg.nb_scaling,
+            "noise_filter": cfg.noise_filter,
         }),
     };
     let model = Model::new(meta, bias as f32, table);
@@ -558,6 +590,7 @@ pub fn train(
         conflicting_dropped: corpus.conflicting_dropped,
         train_rows: docs.len(),
         validation_rows: val.len(),
+        noise_dropped,
         nonzero_weights: w.iter().filter(|v| **v != 0.0).count(),
         evaluations,
         final_objective: objective,

@@ -1,0 +1,63 @@
+//! End-to-end figure for the process function: one 6 MB Lambda Kafka event (the payload cap) from JSON
+//! to a committed Delta version on the local S3 endpoint, plus the process's peak RSS.
+//! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-tests --bench e2e_batch`.
+
+use serde_json::{json, Value};
+use std::time::Instant;
+use tweetlake_tests::*;
+
+fn six_mb_event() -> (Value, usize) {
+    let page: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/search_recent_page_with_polls.json")).unwrap()).unwrap();
+    let tweets = page["data"].as_array().unwrap();
+    let mut recs = Vec::new();
+    let mut size = 200;
+    let mut i = 0usize;
+    while size < 6_000_000 - 4_000 {
+        let mut t = tweets[i % tweets.len()].clone();
+        t["id"] = json!((1_440_000_000_000_000_000u64 + i as u64).to_string());
+        let env = serde_json::to_vec(&json!({"v": 1, "tweet": t, "rules": [{"id": "1", "tag": "brexit"}], "ingest": {"source": "recent_search", "run_id": "bench"}})).unwrap();
+        let rec = Rec { partition: 0, offset: i as i64, timestamp_ms: 1_632_328_649_000 + i as i64, value: Some(env) };
+        size += serde_json::to_vec(&event(std::slice::from_ref(&rec))).unwrap().len() - 120;
+        recs.push(rec);
+        i += 1;
+    }
+    let ev = event(&recs);
+    let bytes = serde_json::to_vec(&ev).unwrap().len();
+    (ev, bytes)
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: f64 = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes harness-less benches this way
+    }
+    let (ev, bytes) = six_mb_event();
+    let records = ev["records"]["tweets-0"].as_array().unwrap().len();
+    let mut times = Vec::new();
+    for run in 0..5 {
+        let t = s3_tables(&format!("e2e-{run}"));
+        let p = processor(&t, &[]).await;
+        let payload = ev.clone();
+        let start = Instant::now();
+        let s = p.process_event(payload).await.unwrap();
+        times.push(start.elapsed().as_secs_f64());
+        assert_eq!(s.rows_written, records);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("| event bytes | records | median s (5 runs) | min s | max s | tweets/s | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {bytes} | {records} | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} |",
+        times[2],
+        times[0],
+        times[4],
+        records as f64 / times[2],
+        peak_rss_mib()
+    );
+}
