@@ -2,12 +2,14 @@
 //! to a committed Delta version on the local S3 endpoint, plus the process's peak RSS.
 //! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-tests --bench e2e_batch`.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Instant;
 use tweetlake_tests::*;
 
 fn six_mb_event() -> (Value, usize) {
-    let page: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/search_recent_page_with_polls.json")).unwrap()).unwrap();
+    let page: Value =
+        serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/search_recent_page_with_polls.json")).unwrap())
+            .unwrap();
     let tweets = page["data"].as_array().unwrap();
     let mut recs = Vec::new();
     let mut size = 200;

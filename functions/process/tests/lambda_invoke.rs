@@ -1,5 +1,7 @@
 //! The process function invoked the way users invoke it locally: `cargo lambda watch` serving the
-//! real binary, `cargo lambda invoke --data-file events/…`, then the table read back independently.
+//! Lambda runtime API, the real function binary attached to it, `cargo lambda invoke --data-file
+//! events/…`, then the table read back independently. `--only-lambda-apis` lets the test run the binary
+//! Cargo built for it instead of having cargo-lambda build the workspace a second time.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -7,14 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tweetlake_tests::*;
 
-struct Watch(Child);
+struct Watch(Vec<Child>);
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        // cargo lambda watch runs the function as a child; kill the whole process group.
-        let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -23,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 fn invoke(port: u16, event: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = Command::new("cargo")
             .args(["lambda", "invoke", "tweetlake-process", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
@@ -36,33 +38,46 @@ fn invoke(port: u16, event: &str) -> serde_json::Value {
                 .unwrap_or_else(|e| panic!("invoke output {e}: {}", String::from_utf8_lossy(&out.stdout)));
         }
         let err = String::from_utf8_lossy(&out.stderr).to_string();
-        // The emulator answers only once it has built and started the function.
+        // The emulator needs a moment to listen and the function to register with it.
         assert!(Instant::now() < deadline && !err.contains("Tweetlake."), "invoke failed: {err}");
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+fn echo_stderr(child: &mut Child, tag: &'static str) {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{tag}] {line}");
+        }
+    });
 }
 
 #[test]
 fn cargo_lambda_invoke_with_sample_events() {
     let t = s3_tables("lambda-invoke");
     let port = free_port();
-    let mut cmd = Command::new("cargo");
-    cmd.args(["lambda", "watch", "-A", "127.0.0.1", "-P", &port.to_string(), "--package", "tweetlake-process"])
+    let mut watch = Command::new("cargo")
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
         .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo lambda is installed (infra/local/stack.sh install)");
+    echo_stderr(&mut watch, "watch");
+    let mut function = Command::new(env!("CARGO_BIN_EXE_tweetlake-process"))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "tweetlake-process")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("TWEETLAKE_TABLE_URI", &t.tweets)
         .env("TWEETLAKE_QUARANTINE_URI", &t.quarantine)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().expect("cargo lambda watch starts");
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[watch] {line}");
-        }
-    });
-    let _watch = Watch(child);
-
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("function binary starts");
+    echo_stderr(&mut function, "function");
+    let _guard = Watch(vec![function, watch]);
     let first = invoke(port, "msk-batch.json");
     assert_eq!(first["records_in"], 27, "{first}");
     assert_eq!(first["rows_written"], 20);
