@@ -179,3 +179,33 @@ async fn checkpoint_every_ten_commits(t: Tables) {
     assert_eq!(table["checkpoints"], serde_json::json!(["00000000000000000009.checkpoint.parquet"]));
 }
 on_both_backends!(checkpoints, checkpoint_every_ten_commits);
+
+/// S3 unreachable: the processor fails fast (bounded retries) with an error the event source mapping
+/// should retry, naming the table; nothing was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_s3_fails_as_retryable() {
+    let t = s3_tables("unreachable");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = test_config(
+        &t,
+        &[
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{closed}")),
+            ("TWEETLAKE_S3_MAX_RETRIES", "1"),
+            ("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let err = match tweetlake::Processor::new(cfg).await {
+        Ok(_) => panic!("a closed port cannot serve S3"),
+        Err(e) => e,
+    };
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains(&t.tweets), "{err}");
+    assert!(started.elapsed().as_secs() < 30, "retries are bounded: {:?}", started.elapsed());
+    // The real endpoint still holds no table there.
+    let listing = std::process::Command::new(python())
+        .args(["-c", &format!("import boto3,os;print(boto3.client('s3',endpoint_url=os.environ['AWS_ENDPOINT_URL'],region_name='us-east-1',aws_access_key_id='t',aws_secret_access_key='t').list_objects_v2(Bucket='{}').get('KeyCount'))", t.tweets.trim_start_matches("s3://").split('/').next().unwrap())])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "0");
+}

@@ -8,11 +8,19 @@
 #                                  environment to use it:  eval "$(infra/local/stack.sh up)"
 #   infra/local/stack.sh down      stop what `up` started
 #   infra/local/stack.sh env       print the environment only
+#
+# The Kafka-protocol broker (Tansu, SQLite storage) is opt-in until a test needs it, because its first
+# build takes 10-15 minutes on 2 cores: TWEETLAKE_BROKER=1 infra/local/stack.sh up also installs and
+# starts it on 127.0.0.1:$TWEETLAKE_KAFKA_PORT (default 9092) and exports TWEETLAKE_KAFKA_BOOTSTRAP.
 set -euo pipefail
 
 TOOLS=${TWEETLAKE_TOOLS:-$HOME/.cache/tweetlake}
 VENV=$TOOLS/venv
 S3_PORT=${TWEETLAKE_S3_PORT:-5000}
+KAFKA_PORT=${TWEETLAKE_KAFKA_PORT:-9092}
+BROKER=${TWEETLAKE_BROKER:-0}
+TANSU_VERSION=0.6.0
+TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.
 PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3")
 STAMP=$VENV/.tweetlake-pins
@@ -29,6 +37,33 @@ install() {
   fi
 }
 
+install_broker() {
+  if [[ ! -x $TANSU ]] || ! "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    log "building tansu $TANSU_VERSION (10-15 min the first time)"
+    # The default features build no storage engine; name SQLite (libsql) explicitly.
+    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features dynostore,libsql \
+      --root "$TOOLS/tansu" >&2
+  fi
+}
+
+broker_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+up_broker() {
+  install_broker
+  if broker_ready; then
+    log "broker already up on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
+  # Durable SQLite storage, in its own folder; the sqlite URL is relative to the working directory.
+  mkdir -p "$TOOLS/broker"
+  log "starting tansu broker on 127.0.0.1:$KAFKA_PORT"
+  (cd "$TOOLS/broker" && nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db > ../tansu.log 2>&1 &
+    echo $! > ../tansu.pid)
+  for _ in $(seq 1 100); do broker_ready && break; sleep 0.2; done
+  broker_ready || { log "broker did not start; see $TOOLS/tansu.log"; exit 1; }
+}
+
 s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" 2>/dev/null; }
 
 up() {
@@ -42,10 +77,12 @@ up() {
     for _ in $(seq 1 100); do s3_ready && break; sleep 0.2; done
     s3_ready || { log "moto did not start; see $TOOLS/moto.log"; exit 1; }
   fi
+  if [[ $BROKER == 1 ]]; then up_broker; fi
   env_vars
 }
 
 down() {
+  if [[ -f $TOOLS/tansu.pid ]]; then kill "$(cat "$TOOLS/tansu.pid")" 2>/dev/null || true; rm -f "$TOOLS/tansu.pid"; fi
   if [[ -f $TOOLS/moto.pid ]]; then kill "$(cat "$TOOLS/moto.pid")" 2>/dev/null || true; rm -f "$TOOLS/moto.pid"; fi
 }
 
@@ -59,6 +96,7 @@ export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 EOV
+  if [[ $BROKER == 1 ]]; then echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"; fi
 }
 
 case "${1:-}" in

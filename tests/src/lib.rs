@@ -78,13 +78,17 @@ pub fn s3_tables(prefix: &str) -> Tables {
 
 /// A processor on `tables` with extra settings (name → value) on top of the defaults.
 pub async fn processor(tables: &Tables, extra: &[(&str, &str)]) -> Processor {
-    let mut env: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    env.insert("TWEETLAKE_TABLE_URI".into(), tables.tweets.clone());
-    env.insert("TWEETLAKE_QUARANTINE_URI".into(), tables.quarantine.clone());
-    let cfg =
-        ProcessConfig::from_lookup(|k| env.get(k).cloned().or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_"))))
-            .expect("valid test config");
-    Processor::new(cfg).await.expect("processor starts")
+    Processor::new(test_config(tables, extra)).await.expect("processor starts")
+}
+
+/// The configuration [`processor`] uses: `extra` and the two tables first, then the process's `AWS_*`
+/// variables (the local stack's).
+pub fn test_config(tables: &Tables, extra: &[(&str, &str)]) -> ProcessConfig {
+    let mut vars: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    vars.insert("TWEETLAKE_TABLE_URI".into(), tables.tweets.clone());
+    vars.insert("TWEETLAKE_QUARANTINE_URI".into(), tables.quarantine.clone());
+    ProcessConfig::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_"))))
+        .expect("valid test config")
 }
 
 /// A version-1 envelope for a tweet with the given id, text and creation time.

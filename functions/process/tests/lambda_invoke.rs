@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tweetlake_tests::*;
 
+/// The name `cargo lambda watch --only-lambda-apis` serves a function attached from outside under.
+const ATTACHED: &str = "_";
+
 struct Watch(Vec<Child>);
 
 impl Drop for Watch {
@@ -27,8 +30,19 @@ fn free_port() -> u16 {
 fn invoke(port: u16, event: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = Command::new("cargo")
-            .args(["lambda", "invoke", "tweetlake-process", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        // An invoke waits for the function without limit; a dead function must fail the test instead.
+        let out = Command::new("timeout")
+            .args([
+                "120",
+                "cargo",
+                "lambda",
+                "invoke",
+                ATTACHED,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
             .args(["--data-file", &repo_root().join("events").join(event).to_string_lossy(), "-o", "json"])
             .current_dir(repo_root())
             .output()
@@ -66,8 +80,8 @@ fn cargo_lambda_invoke_with_sample_events() {
         .expect("cargo lambda is installed (infra/local/stack.sh install)");
     echo_stderr(&mut watch, "watch");
     let mut function = Command::new(env!("CARGO_BIN_EXE_tweetlake-process"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "tweetlake-process")
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", ATTACHED)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("TWEETLAKE_TABLE_URI", &t.tweets)

@@ -3,7 +3,13 @@
 use crate::dedup::DedupConfig;
 use crate::error::Error;
 use crate::quality::QualityConfig;
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+/// Standard AWS variables handed to the Delta object store explicitly, so the configuration seen at
+/// start is the one used (and tests can point one processor elsewhere without touching the process env).
+const AWS_VARS: &[&str] =
+    &["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ALLOW_HTTP"];
 
 /// Everything the process function can be told; see the README's configuration table.
 #[derive(Clone, Debug)]
@@ -24,6 +30,10 @@ pub struct ProcessConfig {
     pub checkpoint_interval: u64,
     /// `TWEETLAKE_COMMIT_RETRIES`: commit attempts on conflict before the invocation fails.
     pub commit_retries: usize,
+    /// Object-store options: the standard `AWS_*` variables that are set, plus `max_retries`
+    /// (`TWEETLAKE_S3_MAX_RETRIES`) and `retry_timeout` (`TWEETLAKE_S3_RETRY_TIMEOUT_SECS`), which bound
+    /// how long an unreachable S3 can hold an invocation before it fails as retryable.
+    pub storage_options: HashMap<String, String>,
 }
 
 fn parse<T: std::str::FromStr>(
@@ -109,6 +119,16 @@ impl ProcessConfig {
             },
             checkpoint_interval: parse(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
             commit_retries: parse(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
+            storage_options: {
+                let mut o: HashMap<String, String> =
+                    AWS_VARS.iter().filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v))).collect();
+                let retries: usize = parse(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
+                let timeout: u64 =
+                    parse(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
+                o.insert("max_retries".into(), retries.to_string());
+                o.insert("retry_timeout".into(), format!("{timeout}s"));
+                o
+            },
         })
     }
 

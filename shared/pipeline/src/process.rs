@@ -74,17 +74,11 @@ impl Processor {
             Some(b) => model.with_neutral_band(b),
             None => model,
         };
-        let tweets =
-            DeltaSink::open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS, cfg.checkpoint_interval, cfg.commit_retries)
-                .await?;
-        let quarantine = DeltaSink::open(
-            &cfg.quarantine_uri,
-            &QUARANTINE_SCHEMA,
-            QUARANTINE_PARTITIONS,
-            cfg.checkpoint_interval,
-            cfg.commit_retries,
-        )
-        .await?;
+        let open = |uri, schema, partitions| {
+            DeltaSink::open(uri, schema, partitions, cfg.checkpoint_interval, cfg.commit_retries, &cfg.storage_options)
+        };
+        let tweets = open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS).await?;
+        let quarantine = open(&cfg.quarantine_uri, &QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS).await?;
         Ok(Self { cfg, model, tweets: Mutex::new(tweets), quarantine: Mutex::new(quarantine) })
     }
 
@@ -215,10 +209,20 @@ pub fn transform(
     let mut scorer = model.scorer();
     let mut in_batch = BatchDedup::default();
     let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+    // Records arrive grouped by partition: look its state up when the partition changes, not per record.
+    let mut current: Option<(String, i32)> = None;
+    let (mut limit_t, mut limit_q) = (None, None);
     for rec in records {
-        let key = (rec.topic.clone(), rec.partition);
-        let skip_t = done_t.get(&key).is_some_and(|&o| rec.offset <= o);
-        let skip_q = done_q.get(&key).is_some_and(|&o| rec.offset <= o);
+        if current.as_ref().is_none_or(|(t, p)| *p != rec.partition || *t != rec.topic) {
+            let key = (rec.topic.clone(), rec.partition);
+            limit_t = done_t.get(&key).copied();
+            limit_q = done_q.get(&key).copied();
+            windows.entry(key.clone()).or_insert_with(|| SeenIds { through_offset: -1, ..SeenIds::default() });
+            current = Some(key);
+        }
+        let key = current.as_ref().expect("set above");
+        let skip_t = limit_t.is_some_and(|o| rec.offset <= o);
+        let skip_q = limit_q.is_some_and(|o| rec.offset <= o);
         if skip_t && skip_q {
             summary.redelivered_skipped += 1;
             continue;
@@ -253,7 +257,7 @@ pub fn transform(
             summary.duplicates_in_batch += 1;
             continue;
         }
-        let window = windows.entry(key.clone()).or_insert_with(|| SeenIds { through_offset: -1, ..SeenIds::default() });
+        let window = windows.get_mut(key).expect("inserted when the partition started");
         if window.contains(&msg.tweet.id) {
             summary.duplicates_in_window += 1;
             continue;

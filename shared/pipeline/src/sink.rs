@@ -15,7 +15,7 @@ use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, Path, TableProperty};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Application-transaction id of one Kafka topic-partition.
 pub fn app_id(topic: &str, partition: i32) -> String {
@@ -38,15 +38,20 @@ impl std::fmt::Debug for DeltaSink {
 impl DeltaSink {
     /// Opens the table at `uri` (an `s3://` URL or a local path), creating it with `schema`,
     /// `partitions` and a checkpoint every `checkpoint_interval` commits if it does not exist.
+    /// `storage` holds object-store options (endpoint, credentials, retry limits) for `s3://` tables.
     pub async fn open(
         uri: &str,
         schema: &SchemaRef,
         partitions: &[&str],
         checkpoint_interval: u64,
         commit_retries: usize,
+        storage: &HashMap<String, String>,
     ) -> Result<Self, Error> {
         let url = deltalake::ensure_table_uri(uri).map_err(|e| Error::delta(uri, e))?;
-        let mut table = DeltaTable::try_from_url(url).await.map_err(|e| Error::delta(uri, e))?;
+        let storage = if url.scheme().starts_with("s3") { storage.clone() } else { HashMap::new() };
+        let mut table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage.clone())
+            .await
+            .map_err(|e| Error::delta(uri, e))?;
         if table.version().is_none() {
             let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(uri, e.into()))?;
             let created = table
@@ -60,7 +65,8 @@ impl DeltaSink {
             table = match created {
                 Ok(t) => t,
                 Err(_) => {
-                    let mut t = DeltaTable::try_from_url(table.table_url().clone()).await.map_err(|e| Error::delta(uri, e))?;
+                    let mut t =
+                        DeltaTable::try_from_url_with_storage_options(url, storage).await.map_err(|e| Error::delta(uri, e))?;
                     t.load().await.map_err(|e| Error::delta(uri, e))?;
                     t
                 }
