@@ -27,6 +27,16 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until the emulator accepts connections: a function started earlier fails its first
+/// runtime-API call and exits.
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "cargo lambda watch did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn invoke(port: u16, event: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -79,6 +89,7 @@ fn cargo_lambda_invoke_with_sample_events() {
         .spawn()
         .expect("cargo lambda is installed (infra/local/stack.sh install)");
     echo_stderr(&mut watch, "watch");
+    wait_listening(port);
     let mut function = Command::new(env!("CARGO_BIN_EXE_tweetlake-process"))
         .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
         .env("AWS_LAMBDA_FUNCTION_NAME", ATTACHED)
