@@ -18,7 +18,7 @@ impl From<Failure> for Diagnostic {
     }
 }
 
-fn chrono_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -31,7 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let p = Arc::clone(&processor);
         async move {
             let summary = p.process_event(event.payload).await.map_err(Failure)?;
-            for line in tweetlake::metrics::batch_lines(&summary, chrono_now_ms()) {
+            for line in tweetlake::metrics::batch_lines(&summary, now_ms()) {
                 println!("{line}");
             }
             Ok::<BatchSummary, Failure>(summary)

@@ -95,11 +95,11 @@ impl Processor {
 
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`.
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
-        let mut last: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for r in &records {
-            let e = last.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
-            *e = (*e).max(r.offset);
-        }
+        // Records come grouped by partition: one map entry per group, not per record.
+        let last: BTreeMap<(String, i32), i64> = records
+            .chunk_by(|a, b| a.partition == b.partition && a.topic == b.topic)
+            .map(|g| ((g[0].topic.clone(), g[0].partition), g.iter().map(|r| r.offset).max().expect("non-empty group")))
+            .collect();
         let partitions: Vec<(String, i32)> = last.keys().cloned().collect();
         let mut tweets = self.tweets.lock().await;
         let mut quarantine = self.quarantine.lock().await;
@@ -108,18 +108,16 @@ impl Processor {
         let done_t = tweets.recorded_offsets(&partitions).await?;
         let done_q = quarantine.recorded_offsets(&partitions).await?;
 
+        // Stored windows of partitions with recorded offsets; `transform` starts the others empty.
         let mut windows: HashMap<(String, i32), SeenIds> = HashMap::new();
-        for p in &partitions {
-            let state = match done_t.get(p) {
-                Some(&o) => match tweets.read_object(&dedup_path(&p.0, p.1, o)).await? {
-                    Some(bytes) => serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::State { path: dedup_path(&p.0, p.1, o), message: e.to_string() })?,
-                    None => {
-                        tracing::warn!(topic = %p.0, partition = p.1, offset = o, "dedup window missing; starting empty");
-                        SeenIds { through_offset: o, ..SeenIds::default() }
-                    }
-                },
-                None => SeenIds { through_offset: -1, ..SeenIds::default() },
+        for (p, &o) in &done_t {
+            let state = match tweets.read_object(&dedup_path(&p.0, p.1, o)).await? {
+                Some(bytes) => serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::State { path: dedup_path(&p.0, p.1, o), message: e.to_string() })?,
+                None => {
+                    tracing::warn!(topic = %p.0, partition = p.1, offset = o, "dedup window missing; starting empty");
+                    SeenIds { through_offset: o, ..SeenIds::default() }
+                }
             };
             windows.insert(p.clone(), state);
         }
@@ -166,7 +164,7 @@ async fn commit(
     batch: deltalake::arrow::record_batch::RecordBatch,
     offsets: &BTreeMap<(String, i32), i64>,
 ) -> Result<Option<i64>, Error> {
-    match sink.append(Some(batch), offsets).await {
+    match sink.append(batch, offsets).await {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             sink.refresh().await?;

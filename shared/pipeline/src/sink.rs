@@ -107,7 +107,7 @@ impl DeltaSink {
     }
 
     /// Appends `batch` (may be empty) and records `offsets` in one commit; returns the new version.
-    pub async fn append(&mut self, batch: Option<RecordBatch>, offsets: &BTreeMap<(String, i32), i64>) -> Result<i64, Error> {
+    pub async fn append(&mut self, batch: RecordBatch, offsets: &BTreeMap<(String, i32), i64>) -> Result<i64, Error> {
         let txns: Vec<Transaction> = offsets
             .iter()
             .map(|((t, p), o)| Transaction::new_with_last_update(app_id(t, *p), *o, Some(chrono::Utc::now().timestamp_millis())))
@@ -115,8 +115,8 @@ impl DeltaSink {
         let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
         let mut writer =
             RecordBatchWriter::for_table(&self.table).map_err(|e| Error::delta(&self.uri, e))?.with_commit_properties(props);
-        if let Some(b) = batch.filter(|b| b.num_rows() > 0) {
-            writer.write(b).await.map_err(|e| Error::delta(&self.uri, e))?;
+        if batch.num_rows() > 0 {
+            writer.write(batch).await.map_err(|e| Error::delta(&self.uri, e))?;
         }
         let version = writer.flush_and_commit(&mut self.table).await.map_err(|e| Error::delta(&self.uri, e))?;
         Ok(version as i64)

@@ -92,7 +92,7 @@ impl Model {
         let featurizer = Featurizer::new(meta.features.clone());
         assert_eq!(table.len(), featurizer.buckets(), "table length must equal the bucket count");
         let mut m = Self { meta, featurizer, bias, table, version: String::new() };
-        m.version = format!("{}@{:016x}", m.meta.name, fnv1a(&m.payload()));
+        m.version = format!("{}@{:016x}", m.meta.name, m.checksum());
         m
     }
 
@@ -145,6 +145,13 @@ impl Model {
         let mut z = if norm2 > 0.0 { self.bias + dot / norm2.sqrt() } else { self.bias };
         z += self.meta.emoticon_logit * features.emoticons.clamp(-1, 1) as f32;
         1.0 / (1.0 + (-z).exp())
+    }
+
+    /// FNV-1a of the serialised weights, folded over the table without building the 8 MB payload:
+    /// this runs on every model load.
+    fn checksum(&self) -> u64 {
+        let fold = |h: u64, v: f32| v.to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        self.table.iter().fold(fold(0xcbf2_9ce4_8422_2325, self.bias), |h, &[idf, w]| fold(fold(h, idf), w))
     }
 
     fn payload(&self) -> Vec<u8> {
@@ -233,11 +240,6 @@ impl Scorer<'_> {
     pub fn predict(&mut self, raw_text: &str) -> Prediction {
         self.predict_normalized(&normalize(raw_text))
     }
-}
-
-/// FNV-1a, for the weights checksum in the model version.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -276,14 +276,22 @@ fn extract_all(f: &Featurizer, docs: &[(String, bool)]) -> Csr {
     csr
 }
 
-/// Smoothed idf as in scikit-learn; 0 for buckets no training row has, so they are ignored.
-fn idf(csr: &Csr, buckets: usize) -> Vec<f32> {
+/// Number of rows each bucket occurs in (indices are unique within a row).
+fn document_frequency(csr: &Csr, buckets: usize) -> Vec<u32> {
     let mut df = vec![0u32; buckets];
     for &i in &csr.indices {
         df[i as usize] += 1;
     }
+    df
+}
+
+/// Smoothed idf as in scikit-learn; 0 for buckets no training row has, so they are ignored.
+fn idf(csr: &Csr, buckets: usize) -> Vec<f32> {
     let n = csr.rows() as f64;
-    df.iter().map(|&d| if d == 0 { 0.0 } else { (((1.0 + n) / (1.0 + d as f64)).ln() + 1.0) as f32 }).collect()
+    document_frequency(csr, buckets)
+        .iter()
+        .map(|&d| if d == 0 { 0.0 } else { (((1.0 + n) / (1.0 + d as f64)).ln() + 1.0) as f32 })
+        .collect()
 }
 
 /// Turns term frequencies into L2-normalised TF-IDF in place.
@@ -452,10 +460,7 @@ fn fit_linfa(
     buckets: usize,
 ) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
     use linfa::prelude::*;
-    let mut df = vec![0u32; buckets];
-    for &i in &x.indices {
-        df[i as usize] += 1;
-    }
+    let df = document_frequency(x, buckets);
     let mut order: Vec<usize> = (0..buckets).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(df[j]), j));
     order.truncate(features);
