@@ -8,6 +8,10 @@ use tweetlake_sentiment::eval::{evaluate, read_manual_test};
 use tweetlake_sentiment::train::{TrainConfig, Trainer, train};
 use tweetlake_sentiment::{FeatureConfig, Model};
 
+// The Lambda binaries' allocator, so `tweetlake process` runs the pipeline as the function does.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tweetlake's local tool.
 #[derive(Parser)]
 #[command(version, about)]
@@ -197,9 +201,7 @@ async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) ->
     })?;
     let processor = tweetlake::Processor::new(cfg).await?;
     for path in events {
-        let payload: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?)
-                .with_context(|| format!("--event {} is not JSON", path.display()))?;
+        let payload = std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?;
         let summary = processor.process_event(payload).await.with_context(|| format!("processing {}", path.display()))?;
         println!("{}", serde_json::to_string(&summary)?);
     }

@@ -20,7 +20,7 @@ async fn two_processes_different_partitions(t: Tables) {
         for b in 0..8 {
             let recs = good_recs(part, b * 5, 5, 100_000 * (part as u64 + 1) + b as u64 * 5);
             let path = dir.path().join(format!("p{part}-b{b}.json"));
-            std::fs::write(&path, serde_json::to_vec(&event(&recs)).unwrap()).unwrap();
+            std::fs::write(&path, event(&recs)).unwrap();
             files[part as usize].push(path);
         }
     }

@@ -116,8 +116,8 @@ pub struct Rec {
     pub value: Option<Vec<u8>>,
 }
 
-/// A Lambda MSK event on topic `tweets` holding `recs` in the given order.
-pub fn event(recs: &[Rec]) -> Value {
+/// A Lambda MSK event on topic `tweets` holding `recs` in the given order, as JSON bytes.
+pub fn event(recs: &[Rec]) -> Vec<u8> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let mut grouped: serde_json::Map<String, Value> = serde_json::Map::new();
     for r in recs {
@@ -130,7 +130,8 @@ pub fn event(recs: &[Rec]) -> Value {
         }
         grouped.entry(format!("tweets-{}", r.partition)).or_insert_with(|| json!([])).as_array_mut().expect("array").push(rec);
     }
-    json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/t/x", "records": grouped})
+    let ev = json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/t/x", "records": grouped});
+    serde_json::to_vec(&ev).expect("serialisable")
 }
 
 /// `n` good tweets on `partition` from `first_offset`, tweet ids `id_base + i`.
@@ -151,6 +152,6 @@ pub fn good_recs(partition: i32, first_offset: i64, n: usize, id_base: u64) -> V
 }
 
 /// A sample event from `events/`.
-pub fn sample_event(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(repo_root().join("events").join(name)).expect("event file")).expect("event JSON")
+pub fn sample_event(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("events").join(name)).expect("event file")
 }

@@ -13,6 +13,10 @@ use tweetlake::quality::QualityConfig;
 use tweetlake::rows::tweets_batch;
 use tweetlake_sentiment::Model;
 
+// The allocator the Lambda binary uses.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/x-api/search_recent_page_with_polls.json");
 
 /// A Lambda MSK event of `n` distinct tweets (the page's 100 tweets cycled with fresh ids).

@@ -2,6 +2,7 @@
 
 use crate::envelope::Tweet;
 use regex::Regex;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 static HASHTAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|[^\w&])#(\w+)").expect("valid regex"));
@@ -23,13 +24,80 @@ pub struct CleanTweet {
     pub urls: Vec<String>,
 }
 
-fn collapse_whitespace(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
+/// Per byte: 0 not whitespace, 1 ASCII whitespace, 2 the lead byte of a char that may be Unicode
+/// whitespace (U+0085, U+00A0, U+1680, U+2000–U+205F, U+3000 start with C2, E1, E2 or E3).
+const WHITESPACE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let ascii = [b' ', b'\t', b'\n', 0x0B, 0x0C, b'\r'];
+    let mut k = 0;
+    while k < ascii.len() {
+        t[ascii[k] as usize] = 1;
+        k += 1;
+    }
+    t[0xC2] = 2;
+    t[0xE1] = 2;
+    t[0xE2] = 2;
+    t[0xE3] = 2;
+    t
+};
+
+/// Length of the whitespace char starting at byte `i` of `s`, 0 if it is not whitespace (Unicode's
+/// White_Space, as `str::split_whitespace`). A table lookup per byte; a char is decoded only at the
+/// few lead bytes whitespace chars share (and a lead byte always starts a char, so slicing is safe).
+#[inline(always)]
+fn whitespace_len(s: &str, i: usize) -> usize {
+    match WHITESPACE_CLASS[s.as_bytes()[i] as usize] {
+        0 => 0,
+        1 => 1,
+        _ => s[i..].chars().next().filter(|c| c.is_whitespace()).map_or(0, char::len_utf8),
+    }
+}
+
+/// True if `s` has leading, trailing, repeated or non-space whitespace.
+fn needs_collapse(s: &str) -> bool {
+    let (mut prev_space, mut i) = (true, 0);
+    while i < s.len() {
+        match whitespace_len(s, i) {
+            0 => prev_space = false,
+            1 if s.as_bytes()[i] == b' ' && !prev_space => prev_space = true,
+            _ => return true,
         }
-        out.push_str(word);
+        i += 1;
+    }
+    prev_space && !s.is_empty()
+}
+
+fn push_word(out: &mut String, word: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(word);
+}
+
+/// `s` with whitespace runs turned into one space and none at either end. Most tweets need no change:
+/// one byte scan, then `s` itself is returned.
+fn collapse_whitespace(s: Cow<'_, str>) -> String {
+    if !needs_collapse(&s) {
+        return s.into_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let (mut word_start, mut i) = (None, 0);
+    while i < s.len() {
+        match whitespace_len(&s, i) {
+            0 => {
+                word_start.get_or_insert(i);
+                i += 1;
+            }
+            w => {
+                if let Some(start) = word_start.take() {
+                    push_word(&mut out, &s[start..i]);
+                }
+                i += w;
+            }
+        }
+    }
+    if let Some(start) = word_start {
+        push_word(&mut out, &s[start..]);
     }
     out
 }
@@ -47,8 +115,8 @@ fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
 /// Cleans a tweet. Entities come from X's `entities` when present, else from the text itself.
 pub fn clean(tweet: &Tweet) -> CleanTweet {
     let decoded = html_escape::decode_html_entities(&tweet.text);
-    let clean_text = collapse_whitespace(&decoded);
-    let model_text = collapse_whitespace(&tweetlake_sentiment::normalize(&tweet.text));
+    let clean_text = collapse_whitespace(decoded);
+    let model_text = collapse_whitespace(tweetlake_sentiment::normalize(&tweet.text));
     let entities = tweet.entities.as_ref();
     let hashtags = match entities.filter(|e| !e.hashtags.is_empty()) {
         Some(e) => unique(e.hashtags.iter().map(|h| h.tag.to_lowercase())),
@@ -69,6 +137,14 @@ pub fn clean(tweet: &Tweet) -> CleanTweet {
 mod tests {
     use super::*;
     use crate::envelope::{Entities, TagEntity};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fast_path_equals_split_whitespace(s in "[ a\t\n\u{a0}\u{85}\u{2003}\u{3000}\u{1c}\u{1680}\u{2028}\u{205f}\u{2019}é😀]{0,12}") {
+            prop_assert_eq!(collapse_whitespace(Cow::Borrowed(&s)), s.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
 
     #[test]
     fn decodes_collapses_and_extracts_from_text() {

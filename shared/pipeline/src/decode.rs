@@ -20,7 +20,7 @@ pub struct KafkaEvent {
     /// Comma-separated brokers.
     #[serde(default)]
     pub bootstrap_servers: Option<String>,
-    /// Records keyed by `topic-partition`.
+    /// Records keyed by `topic-partition`; [`decode_event`] moves them out into its record list.
     #[serde(default)]
     pub records: BTreeMap<String, Vec<WireRecord>>,
 }
@@ -43,13 +43,54 @@ pub struct WireRecord {
     pub timestamp_type: Option<String>,
     /// Base64 key; absent for unkeyed records.
     #[serde(default)]
-    pub key: Option<String>,
+    pub key: Option<Base64>,
     /// Base64 value; absent for tombstones.
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<Base64>,
     /// Headers as arrays of Java (signed) bytes; absent when the record has none.
     #[serde(default)]
     pub headers: Vec<BTreeMap<String, Vec<i16>>>,
+}
+
+/// A base64 field, decoded while the event is parsed: straight from the event's bytes, without first
+/// copying each (up to megabyte-sized) value into a `String`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Base64 {
+    /// The decoded bytes.
+    Bytes(Vec<u8>),
+    /// Text that is not base64, kept as it was so the record can be quarantined with it.
+    Invalid {
+        /// The field's text.
+        text: String,
+        /// Why it did not decode.
+        error: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for Base64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Base64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Base64, E> {
+                // base64-simd decodes megabytes of values several times faster; on failure the
+                // `base64` crate says where and why, for the quarantine message.
+                Ok(match base64_simd::STANDARD.decode_to_vec(s) {
+                    Ok(bytes) => Base64::Bytes(bytes),
+                    Err(_) => Base64::Invalid {
+                        text: s.to_owned(),
+                        error: base64::engine::general_purpose::STANDARD
+                            .decode(s)
+                            .map_or_else(|e| e.to_string(), |_| "rejected by the strict decoder".to_owned()),
+                    },
+                })
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// A record after decoding, before any validation.
@@ -92,60 +133,50 @@ fn exact_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-fn b64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    base64::engine::general_purpose::STANDARD.decode(s)
-}
-
-/// Parses an event payload and decodes every record, ordered by topic, partition and offset.
+/// Parses an event payload and decodes every record, ordered by topic, partition and offset. The
+/// returned event keeps its metadata; its records have been moved into the list.
 pub fn decode_event(payload: &[u8]) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
     decode(serde_json::from_slice(payload)?)
 }
 
-/// Decodes an event already parsed as JSON (what the Lambda runtime hands over).
-pub fn decode_value(payload: serde_json::Value) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
-    decode(serde_json::from_value(payload)?)
-}
-
-fn decode(event: KafkaEvent) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
+fn decode(mut event: KafkaEvent) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
     if event.event_source != "aws:kafka" && event.event_source != "SelfManagedKafka" {
         return Err(DecodeError::Source(event.event_source));
     }
-    let mut out: Vec<RawRecord> = event.records.values().flatten().map(decode_record).collect();
+    let mut out = Vec::with_capacity(event.records.values().map(Vec::len).sum());
+    out.extend(std::mem::take(&mut event.records).into_values().flatten().map(decode_record));
     out.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
     Ok((event, out))
 }
 
 /// Decodes one record; problems are kept in `decode_error`, never dropped.
-pub fn decode_record(r: &WireRecord) -> RawRecord {
+pub fn decode_record(r: WireRecord) -> RawRecord {
     let mut errors = Vec::new();
-    let key = r.key.as_deref().map(|k| {
-        b64(k).unwrap_or_else(|e| {
-            errors.push(format!("key is not base64: {e}"));
-            k.as_bytes().to_vec()
-        })
-    });
-    let value = r.value.as_deref().map(|v| {
-        b64(v).unwrap_or_else(|e| {
-            errors.push(format!("value is not base64: {e}"));
-            v.as_bytes().to_vec()
-        })
-    });
+    let mut bytes = |field: &str, b: Base64| match b {
+        Base64::Bytes(v) => v,
+        Base64::Invalid { text, error } => {
+            errors.push(format!("{field} is not base64: {error}"));
+            text.into_bytes()
+        }
+    };
+    let key = r.key.map(|k| bytes("key", k));
+    let value = r.value.map(|v| bytes("value", v));
     let mut headers = Vec::new();
-    for map in &r.headers {
+    for map in r.headers {
         for (name, bytes) in map {
             // AWS sends Java's signed bytes; accept unsigned 0..=255 too.
             let mut v = Vec::with_capacity(bytes.len());
-            for &b in bytes {
+            for b in bytes {
                 match b {
                     -128..=255 => v.push(b as u8),
                     _ => errors.push(format!("header {name:?} has byte {b} outside -128..=255")),
                 }
             }
-            headers.push((name.clone(), v));
+            headers.push((name, v));
         }
     }
     RawRecord {
-        topic: r.topic.clone(),
+        topic: r.topic,
         partition: r.partition,
         offset: r.offset,
         timestamp_ms: r.timestamp,

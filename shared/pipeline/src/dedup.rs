@@ -14,13 +14,17 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
+/// Ids are hashed per record on the hot path; foldhash is several times cheaper than SipHash, and the
+/// keys (tweet ids from our own topic) are not attacker-chosen hash-flooding input.
+type Fast = foldhash::fast::RandomState;
+
 /// The window of recently written tweet ids of one topic-partition.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeenIds {
     /// Kafka offset this state is valid through (the table's recorded offset for the partition).
     pub through_offset: i64,
-    /// Tweet id → Kafka timestamp (ms) of the record that wrote it.
-    pub ids: HashMap<String, i64>,
+    /// Tweet id → Kafka timestamp (ms) of the record that wrote it (stored as JSON object keys).
+    pub ids: HashMap<u64, i64, Fast>,
 }
 
 /// Window limits.
@@ -40,13 +44,13 @@ impl Default for DedupConfig {
 
 impl SeenIds {
     /// True if `id` was written within the window.
-    pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.contains_key(&id)
     }
 
     /// Remembers a written id.
-    pub fn insert(&mut self, id: &str, timestamp_ms: i64) {
-        self.ids.entry(id.to_owned()).or_insert(timestamp_ms);
+    pub fn insert(&mut self, id: u64, timestamp_ms: i64) {
+        self.ids.entry(id).or_insert(timestamp_ms);
     }
 
     /// Drops ids that fell out of the window or over the cap, and moves the state to `offset`.
@@ -56,7 +60,7 @@ impl SeenIds {
         let horizon = newest.saturating_sub(cfg.window_ms);
         self.ids.retain(|_, ts| *ts >= horizon);
         if self.ids.len() > cfg.max_ids {
-            let mut by_age: Vec<(i64, String)> = self.ids.drain().map(|(k, v)| (v, k)).collect();
+            let mut by_age: Vec<(i64, u64)> = self.ids.drain().map(|(k, v)| (v, k)).collect();
             by_age.sort_unstable_by(|a, b| b.cmp(a));
             by_age.truncate(cfg.max_ids);
             self.ids = by_age.into_iter().map(|(v, k)| (k, v)).collect();
@@ -67,13 +71,13 @@ impl SeenIds {
 /// First-occurrence filter within one batch.
 #[derive(Default, Debug)]
 pub struct BatchDedup {
-    seen: HashSet<String>,
+    seen: HashSet<u64, Fast>,
 }
 
 impl BatchDedup {
     /// True the first time an id is offered.
-    pub fn first(&mut self, id: &str) -> bool {
-        self.seen.insert(id.to_owned())
+    pub fn first(&mut self, id: u64) -> bool {
+        self.seen.insert(id)
     }
 }
 
@@ -85,13 +89,13 @@ mod tests {
     #[test]
     fn window_forgets_old_ids_and_caps_size() {
         let mut s = SeenIds::default();
-        s.insert("1", 0);
-        s.insert("2", 10_000);
-        s.insert("3", 20_000);
+        s.insert(1, 0);
+        s.insert(2, 10_000);
+        s.insert(3, 20_000);
         s.advance(5, &DedupConfig { window_ms: 15_000, max_ids: 10 });
-        assert!(!s.contains("1") && s.contains("2") && s.contains("3"));
+        assert!(!s.contains(1) && s.contains(2) && s.contains(3));
         s.advance(6, &DedupConfig { window_ms: 15_000, max_ids: 1 });
-        assert_eq!(s.ids.keys().collect::<Vec<_>>(), vec!["3"]);
+        assert_eq!(s.ids.keys().collect::<Vec<_>>(), vec![&3]);
         assert_eq!(s.through_offset, 6);
     }
 
@@ -99,9 +103,16 @@ mod tests {
         #[test]
         fn state_never_exceeds_the_cap(ids in proptest::collection::vec((0u32..500, 0i64..1_000_000), 0..400), cap in 1usize..50) {
             let mut s = SeenIds::default();
-            for (id, ts) in &ids { s.insert(&id.to_string(), *ts); }
+            for (id, ts) in &ids { s.insert(u64::from(*id), *ts); }
             s.advance(1, &DedupConfig { window_ms: 500_000, max_ids: cap });
             prop_assert!(s.ids.len() <= cap);
+        }
+
+        #[test]
+        fn stored_form_round_trips_with_ids_as_json_keys(ids in proptest::collection::hash_map(any::<u64>(), any::<i64>(), 0..50)) {
+            let s = SeenIds { through_offset: 7, ids: ids.into_iter().collect() };
+            let json = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(serde_json::from_str::<SeenIds>(&json).unwrap(), s);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::clean::clean;
 use crate::config::ProcessConfig;
-use crate::decode::{RawRecord, decode_value};
+use crate::decode::{RawRecord, decode_event};
 use crate::dedup::{BatchDedup, SeenIds};
 use crate::error::Error;
 use crate::quality::{QualityConfig, check};
@@ -87,9 +87,10 @@ impl Processor {
         self.model.version()
     }
 
-    /// Handles one Lambda Kafka event.
-    pub async fn process_event(&self, payload: serde_json::Value) -> Result<BatchSummary, Error> {
-        let (_, records) = decode_value(payload)?;
+    /// Handles one Lambda Kafka event, given as its JSON bytes (parsed straight into records, without an
+    /// intermediate `serde_json::Value` tree).
+    pub async fn process_event(&self, payload: impl AsRef<[u8]>) -> Result<BatchSummary, Error> {
+        let (_, records) = decode_event(payload.as_ref())?;
         self.process_records(records, Utc::now()).await
     }
 
@@ -206,7 +207,7 @@ pub fn transform(
     let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
     let mut scorer = model.scorer();
     let mut in_batch = BatchDedup::default();
-    let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+    let (mut rows, mut rejected) = (Vec::with_capacity(records.len()), Vec::new());
     // Records arrive grouped by partition: look its state up when the partition changes, not per record.
     let mut current: Option<(String, i32)> = None;
     let (mut limit_t, mut limit_q) = (None, None);
@@ -251,16 +252,16 @@ pub fn transform(
             continue;
         }
         let msg = valid.message;
-        if !in_batch.first(&msg.tweet.id) {
+        if !in_batch.first(valid.id) {
             summary.duplicates_in_batch += 1;
             continue;
         }
         let window = windows.get_mut(key).expect("inserted when the partition started");
-        if window.contains(&msg.tweet.id) {
+        if window.contains(valid.id) {
             summary.duplicates_in_window += 1;
             continue;
         }
-        window.insert(&msg.tweet.id, rec.timestamp_ms);
+        window.insert(valid.id, rec.timestamp_ms);
         let c = clean(&msg.tweet);
         let p = scorer.predict_normalized(&c.model_text);
         let author = msg.author.as_ref().filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());

@@ -61,6 +61,8 @@ pub struct Rejection {
 pub struct ValidTweet {
     /// The decoded envelope.
     pub message: TweetMessage,
+    /// `tweet.id` as a number (19 digits always fit a u64), the key dedup compares.
+    pub id: u64,
     /// Parsed `tweet.created_at`.
     pub created_at: DateTime<Utc>,
 }
@@ -96,9 +98,10 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
     if !missing.is_empty() {
         return Err(reject("required_fields", format!("missing {}", missing.join(", "))));
     }
-    if t.id.len() > 19 || !t.id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(reject("id_format", format!("tweet.id {:?} is not 1 to 19 digits", t.id)));
-    }
+    let id = match t.id.parse::<u64>() {
+        Ok(id) if t.id.len() <= 19 && t.id.bytes().all(|b| b.is_ascii_digit()) => id,
+        _ => return Err(reject("id_format", format!("tweet.id {:?} is not 1 to 19 digits", t.id))),
+    };
     let chars = t.text.chars().count();
     if chars > cfg.max_text_chars || t.text.trim().is_empty() {
         return Err(reject("text_length", format!("{chars} characters; allowed 1 to {} non-blank", cfg.max_text_chars)));
@@ -110,7 +113,7 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
     if (created_at - now).num_seconds() > cfg.max_future_skew_secs {
         return Err(reject("created_at", format!("{raw} is more than {}s in the future", cfg.max_future_skew_secs)));
     }
-    Ok(ValidTweet { message, created_at })
+    Ok(ValidTweet { message, id, created_at })
 }
 
 #[cfg(test)]

@@ -140,9 +140,12 @@ fn push_list(b: &mut ListBuilder<StringBuilder>, items: &[String]) {
 
 /// Builds the tweets batch; `model_version` and `now` are the same for every row of a batch.
 pub fn tweets_batch(rows: &[TweetRow], model_version: &str, now: DateTime<Utc>) -> Result<RecordBatch, ArrowError> {
-    let mut id = StringBuilder::new();
+    // Sized up front: the long text columns would otherwise be regrown and copied several times.
+    let n = rows.len();
+    let bytes = |f: fn(&TweetRow) -> usize| StringBuilder::with_capacity(n, rows.iter().map(f).sum());
+    let mut id = bytes(|r| r.tweet_id.len());
     let (mut created, mut date) = (utc_ts(), Date32Builder::new());
-    let (mut text, mut clean) = (StringBuilder::new(), StringBuilder::new());
+    let (mut text, mut clean) = (bytes(|r| r.text.len()), bytes(|r| r.clean_text.len()));
     let (mut author, mut uname, mut lang, mut conv) =
         (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
     let (mut tags, mut ments, mut urls, mut rules) = (list_builder(), list_builder(), list_builder(), list_builder());

@@ -80,11 +80,17 @@ const NEGATIVE_EMOTICONS: &[&str] = &[":(", ":-(", ": (", "=(", ":[", ":'("];
 
 /// Positive minus negative emoticons in `text`.
 pub fn emoticon_polarity(text: &str) -> i32 {
-    if !text.contains([':', ';', '=']) {
-        return 0;
+    // One pass over the bytes: every emoticon starts with `:`, `;` or `=` and none can overlap itself,
+    // so counting the start positions equals counting each emoticon's matches separately.
+    let bytes = text.as_bytes();
+    let starting_at = |set: &[&str], rest: &[u8]| set.iter().filter(|e| rest.starts_with(e.as_bytes())).count() as i32;
+    let mut score = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(b, b':' | b';' | b'=') {
+            score += starting_at(POSITIVE_EMOTICONS, &bytes[i..]) - starting_at(NEGATIVE_EMOTICONS, &bytes[i..]);
+        }
     }
-    let count = |set: &[&str]| set.iter().map(|e| text.matches(e).count() as i32).sum::<i32>();
-    count(POSITIVE_EMOTICONS) - count(NEGATIVE_EMOTICONS)
+    score
 }
 
 /// Turns normalised text into `(bucket, tf)` pairs according to a [`FeatureConfig`].
@@ -242,6 +248,15 @@ impl Featurizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn one_pass_emoticon_count_equals_counting_each_emoticon(s in "[:;=()\\[\\]D' a-]{0,16}") {
+            let count = |set: &[&str]| set.iter().map(|e| s.matches(e).count() as i32).sum::<i32>();
+            prop_assert_eq!(emoticon_polarity(&s), count(POSITIVE_EMOTICONS) - count(NEGATIVE_EMOTICONS));
+        }
+    }
 
     fn feats(f: &Featurizer, s: &str) -> Vec<(u32, f32)> {
         let mut b = FeatureBuf::default();
