@@ -53,13 +53,15 @@ pub fn read_table(uri: &str, app_ids: &[&str]) -> Value {
     serde_json::from_str(&run_reader(&args)).expect("reader prints JSON")
 }
 
-/// Where a test's two tables live.
+/// Where a test's three tables live.
 #[derive(Clone, Debug)]
 pub struct Tables {
     /// Tweets table URI.
     pub tweets: String,
     /// Quarantine table URI.
     pub quarantine: String,
+    /// Aggregates table URI.
+    pub aggregates: String,
     _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
@@ -67,13 +69,23 @@ pub struct Tables {
 pub fn local_tables() -> Tables {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = dir.path().to_string_lossy().to_string();
-    Tables { tweets: format!("{p}/tweets"), quarantine: format!("{p}/quarantine"), _dir: Some(std::sync::Arc::new(dir)) }
+    Tables {
+        tweets: format!("{p}/tweets"),
+        quarantine: format!("{p}/quarantine"),
+        aggregates: format!("{p}/aggregates"),
+        _dir: Some(std::sync::Arc::new(dir)),
+    }
 }
 
 /// Tables in a fresh bucket on the local S3 endpoint.
 pub fn s3_tables(prefix: &str) -> Tables {
     let b = new_bucket(prefix);
-    Tables { tweets: format!("s3://{b}/tweets"), quarantine: format!("s3://{b}/quarantine"), _dir: None }
+    Tables {
+        tweets: format!("s3://{b}/tweets"),
+        quarantine: format!("s3://{b}/quarantine"),
+        aggregates: format!("s3://{b}/aggregates"),
+        _dir: None,
+    }
 }
 
 /// A processor on `tables` with extra settings (name → value) on top of the defaults.
@@ -81,12 +93,13 @@ pub async fn processor(tables: &Tables, extra: &[(&str, &str)]) -> Processor {
     Processor::new(test_config(tables, extra)).await.expect("processor starts")
 }
 
-/// The configuration [`processor`] uses: `extra` and the two tables first, then the process's `AWS_*`
+/// The configuration [`processor`] uses: `extra` and the three tables first, then the process's `AWS_*`
 /// variables (the local stack's).
 pub fn test_config(tables: &Tables, extra: &[(&str, &str)]) -> ProcessConfig {
     let mut vars: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     vars.insert("TWEETLAKE_TABLE_URI".into(), tables.tweets.clone());
     vars.insert("TWEETLAKE_QUARANTINE_URI".into(), tables.quarantine.clone());
+    vars.insert("TWEETLAKE_AGGREGATES_URI".into(), tables.aggregates.clone());
     ProcessConfig::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_"))))
         .expect("valid test config")
 }

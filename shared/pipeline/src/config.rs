@@ -18,6 +18,9 @@ pub struct ProcessConfig {
     pub table_uri: String,
     /// `TWEETLAKE_QUARANTINE_URI`: the quarantine table.
     pub quarantine_uri: String,
+    /// `TWEETLAKE_AGGREGATES_URI`: the windowed sentiment aggregates table; default: the tweets table's
+    /// URI with `_aggregates` appended.
+    pub aggregates_uri: String,
     /// `TWEETLAKE_MODEL_PATH`: a model file to use instead of the embedded one.
     pub model_path: Option<PathBuf>,
     /// `TWEETLAKE_NEUTRAL_BAND`: override of the model's neutral band, in [0, 0.5).
@@ -77,12 +80,23 @@ impl ProcessConfig {
                 message: "must differ from TWEETLAKE_TABLE_URI".into(),
             });
         }
+        let aggregates_uri = match get("TWEETLAKE_AGGREGATES_URI").filter(|v| !v.trim().is_empty()) {
+            Some(_) => required_uri(&get, "TWEETLAKE_AGGREGATES_URI")?,
+            None => format!("{}_aggregates", table_uri.trim_end_matches('/')),
+        };
+        if aggregates_uri == table_uri || aggregates_uri == quarantine_uri {
+            return Err(Error::Config {
+                var: "TWEETLAKE_AGGREGATES_URI",
+                message: "must differ from TWEETLAKE_TABLE_URI and TWEETLAKE_QUARANTINE_URI".into(),
+            });
+        }
         let d = DedupConfig::default();
         let q = QualityConfig::default();
         let band = get("TWEETLAKE_NEUTRAL_BAND").filter(|v| !v.trim().is_empty());
         Ok(Self {
             table_uri,
             quarantine_uri,
+            aggregates_uri,
             model_path: get("TWEETLAKE_MODEL_PATH").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
             neutral_band: match band {
                 None => None,
@@ -138,6 +152,39 @@ impl ProcessConfig {
     }
 }
 
+/// Settings of the maintenance function: the tables (as the process function is configured) and the
+/// policies it applies to them.
+#[derive(Clone, Debug)]
+pub struct MaintenanceConfig {
+    /// The three tables and object-store options, read like the process function's.
+    pub tables: ProcessConfig,
+    /// `TWEETLAKE_OPTIMIZE_TARGET_MB`: compaction's target file size.
+    pub target_file_mb: u64,
+    /// `TWEETLAKE_VACUUM_RETENTION_HOURS`: files removed from the table longer ago than this are deleted.
+    /// At least 1: a process invocation lasts at most 15 minutes, and vacuum only ever deletes files a
+    /// commit removed, never files not yet committed.
+    pub vacuum_retention_hours: u64,
+    /// `TWEETLAKE_QUARANTINE_RETENTION_DAYS`: quarantine rows older than this many days are deleted.
+    pub quarantine_retention_days: u64,
+}
+
+impl MaintenanceConfig {
+    /// Reads and validates the settings through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        Ok(Self {
+            target_file_mb: parse(&get, "TWEETLAKE_OPTIMIZE_TARGET_MB", 128, |v| (1..=4096).contains(v), "1 to 4096 MB")?,
+            vacuum_retention_hours: parse(&get, "TWEETLAKE_VACUUM_RETENTION_HOURS", 168, |v| *v >= 1, "at least 1 hour")?,
+            quarantine_retention_days: parse(&get, "TWEETLAKE_QUARANTINE_RETENTION_DAYS", 30, |v| *v >= 1, "at least 1 day")?,
+            tables: ProcessConfig::from_lookup(get)?,
+        })
+    }
+
+    /// Reads and validates the settings from the process environment.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +207,22 @@ mod tests {
         assert!(err.contains("TWEETLAKE_NEUTRAL_BAND"), "{err}");
         let err = cfg(&[base[0], ("TWEETLAKE_QUARANTINE_URI", "gs://x")]).unwrap_err().to_string();
         assert!(err.contains("TWEETLAKE_QUARANTINE_URI"), "{err}");
+        assert_eq!(cfg(&base).unwrap().aggregates_uri, "s3://b/tweets_aggregates");
+        let err = cfg(&[base[0], base[1], ("TWEETLAKE_AGGREGATES_URI", "s3://b/q")]).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_AGGREGATES_URI"), "{err}");
+    }
+
+    #[test]
+    fn maintenance_policies_refuse_unsafe_values() {
+        let get = |extra: (&'static str, &'static str)| {
+            let m: HashMap<&str, &str> =
+                [("TWEETLAKE_TABLE_URI", "s3://b/t"), ("TWEETLAKE_QUARANTINE_URI", "s3://b/q"), extra].into_iter().collect();
+            MaintenanceConfig::from_lookup(move |k| m.get(k).map(|v| v.to_string()))
+        };
+        let err = get(("TWEETLAKE_VACUUM_RETENTION_HOURS", "0")).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_VACUUM_RETENTION_HOURS"), "{err}");
+        let err = get(("TWEETLAKE_QUARANTINE_RETENTION_DAYS", "0")).unwrap_err().to_string();
+        assert!(err.contains("TWEETLAKE_QUARANTINE_RETENTION_DAYS"), "{err}");
+        assert_eq!(get(("TWEETLAKE_OPTIMIZE_TARGET_MB", "64")).unwrap().target_file_mb, 64);
     }
 }

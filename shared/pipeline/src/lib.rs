@@ -1,8 +1,9 @@
 //! Tweetlake's pipeline library. Data flows one way through one module per stage:
 //! [`decode`] → [`quality`] → [`clean`] → [`dedup`] → score (the `tweetlake-sentiment` crate) →
-//! [`rows`] → [`sink`]; [`process`] runs them for one Kafka batch. The functions in `functions/` are
+//! [`aggregate`] → [`rows`] → [`sink`]; [`process`] runs them for one Kafka batch. The functions in `functions/` are
 //! thin wrappers around this crate.
 
+pub mod aggregate;
 pub mod clean;
 pub mod config;
 pub mod decode;
@@ -15,6 +16,6 @@ pub mod quality;
 pub mod rows;
 pub mod sink;
 
-pub use config::ProcessConfig;
+pub use config::{MaintenanceConfig, ProcessConfig};
 pub use error::Error;
 pub use process::{BatchSummary, Processor};

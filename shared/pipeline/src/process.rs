@@ -1,5 +1,6 @@
 //! The process pipeline for one Kafka batch: decode → quality → clean → dedup → score → Delta.
 
+use crate::aggregate::partials;
 use crate::clean::clean;
 use crate::config::ProcessConfig;
 use crate::decode::{RawRecord, decode_event};
@@ -7,8 +8,8 @@ use crate::dedup::{BatchDedup, SeenIds};
 use crate::error::Error;
 use crate::quality::{QualityConfig, check};
 use crate::rows::{
-    QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QuarantineRow, TWEETS_PARTITIONS, TWEETS_SCHEMA, TweetRow, quarantine_batch,
-    tweets_batch,
+    AGGREGATES_PARTITIONS, AGGREGATES_SCHEMA, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QuarantineRow, TWEETS_PARTITIONS,
+    TWEETS_SCHEMA, TweetRow, aggregates_batch, quarantine_batch, tweets_batch,
 };
 use crate::sink::DeltaSink;
 use chrono::{DateTime, Utc};
@@ -32,6 +33,8 @@ pub struct CommittedVersions {
     pub tweets: Option<i64>,
     /// New version of the quarantine table, if it was committed.
     pub quarantine: Option<i64>,
+    /// New version of the aggregates table, if it was committed.
+    pub aggregates: Option<i64>,
 }
 
 /// The function's response: what happened to every record of the batch.
@@ -47,6 +50,8 @@ pub struct BatchSummary {
     pub duplicates_in_batch: usize,
     /// Tweets already written from an earlier offset within the dedup window.
     pub duplicates_in_window: usize,
+    /// New partial rows in the aggregates table.
+    pub aggregate_rows: usize,
     /// New quarantine rows per rule.
     pub quarantined: BTreeMap<String, usize>,
     /// Versions committed.
@@ -61,10 +66,11 @@ pub struct Processor {
     model: Model,
     tweets: Mutex<DeltaSink>,
     quarantine: Mutex<DeltaSink>,
+    aggregates: Mutex<DeltaSink>,
 }
 
 impl Processor {
-    /// Loads the model and opens (or creates) both tables.
+    /// Loads the model and opens (or creates) the three tables.
     pub async fn new(cfg: ProcessConfig) -> Result<Self, Error> {
         let model = match &cfg.model_path {
             Some(p) => Model::load(p)?,
@@ -79,7 +85,14 @@ impl Processor {
         };
         let tweets = open(&cfg.table_uri, &TWEETS_SCHEMA, TWEETS_PARTITIONS).await?;
         let quarantine = open(&cfg.quarantine_uri, &QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS).await?;
-        Ok(Self { cfg, model, tweets: Mutex::new(tweets), quarantine: Mutex::new(quarantine) })
+        let aggregates = open(&cfg.aggregates_uri, &AGGREGATES_SCHEMA, AGGREGATES_PARTITIONS).await?;
+        Ok(Self {
+            cfg,
+            model,
+            tweets: Mutex::new(tweets),
+            quarantine: Mutex::new(quarantine),
+            aggregates: Mutex::new(aggregates),
+        })
     }
 
     /// The model version recorded with every row.
@@ -104,10 +117,13 @@ impl Processor {
         let partitions: Vec<(String, i32)> = last.keys().cloned().collect();
         let mut tweets = self.tweets.lock().await;
         let mut quarantine = self.quarantine.lock().await;
+        let mut aggregates = self.aggregates.lock().await;
         tweets.refresh().await?;
         quarantine.refresh().await?;
+        aggregates.refresh().await?;
         let done_t = tweets.recorded_offsets(&partitions).await?;
         let done_q = quarantine.recorded_offsets(&partitions).await?;
+        let done_a = aggregates.recorded_offsets(&partitions).await?;
 
         // Stored windows of partitions with recorded offsets; `transform` starts the others empty.
         let mut windows: HashMap<(String, i32), SeenIds> = HashMap::new();
@@ -133,6 +149,19 @@ impl Processor {
         if !new_q.is_empty() {
             let batch = quarantine_batch(&rejected, now)?;
             summary.committed_versions.quarantine = commit(&mut quarantine, batch, &new_q).await?;
+        }
+        // Aggregates commit before the tweets: if the tweets commit then fails, the retry recomputes the
+        // same rows (every verdict depends only on the records and the stored dedup window) and skips
+        // the partials already recorded, so the aggregates always count exactly the tweets table's rows.
+        let new_a = advance(&done_a);
+        if !new_a.is_empty() {
+            let counted = rows.iter().filter(|r| {
+                done_a.get(&(r.kafka_topic.clone(), r.kafka_partition)).is_none_or(|d| r.kafka_offset > *d)
+            });
+            let parts = partials(counted);
+            summary.aggregate_rows = parts.len();
+            let batch = aggregates_batch(&parts, &new_a, now)?;
+            summary.committed_versions.aggregates = commit(&mut aggregates, batch, &new_a).await?;
         }
         let new_t = advance(&done_t);
         if !new_t.is_empty() {

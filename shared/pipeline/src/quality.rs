@@ -26,7 +26,10 @@ pub const RULES: &[Rule] = &[
     Rule { name: "required_fields", description: "tweet.id, tweet.text and tweet.created_at are present" },
     Rule { name: "id_format", description: "tweet.id is 1 to 19 decimal digits" },
     Rule { name: "text_length", description: "tweet.text has 1 to the configured maximum characters" },
-    Rule { name: "created_at", description: "tweet.created_at is RFC 3339 and not beyond the allowed clock skew" },
+    Rule {
+        name: "created_at",
+        description: "tweet.created_at is RFC 3339 and at most the allowed skew after the record's Kafka timestamp",
+    },
 ];
 
 /// Limits the rules apply.
@@ -72,7 +75,9 @@ fn reject(rule: &'static str, message: impl Into<String>) -> Rejection {
     Rejection { rule, message: message.into() }
 }
 
-/// Applies every rule to one record at time `now`.
+/// Applies every rule to one record. `created_at` is compared with the record's Kafka timestamp (a
+/// tweet cannot be created after it was produced), so a redelivered record gets the same verdict at any
+/// time; `now` stands in only for records without a timestamp.
 pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result<ValidTweet, Rejection> {
     let value = rec.value.as_deref().ok_or_else(|| reject("value_present", "record has no value"))?;
     if let Some(e) = &rec.decode_error {
@@ -110,8 +115,12 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
     let created_at = DateTime::parse_from_rfc3339(raw)
         .map_err(|e| reject("created_at", format!("{raw:?} is not RFC 3339: {e}")))?
         .with_timezone(&Utc);
-    if (created_at - now).num_seconds() > cfg.max_future_skew_secs {
-        return Err(reject("created_at", format!("{raw} is more than {}s in the future", cfg.max_future_skew_secs)));
+    let reference = Some(rec.timestamp_ms).filter(|&ms| ms > 0).and_then(DateTime::from_timestamp_millis).unwrap_or(now);
+    if (created_at - reference).num_seconds() > cfg.max_future_skew_secs {
+        return Err(reject(
+            "created_at",
+            format!("{raw} is more than {}s after the record's Kafka timestamp {reference}", cfg.max_future_skew_secs),
+        ));
     }
     Ok(ValidTweet { message, id, created_at })
 }
@@ -151,6 +160,13 @@ mod tests {
         assert_eq!(rule_of(Some(&good.replace("\"hi\"", "\"   \""))), "text_length");
         assert_eq!(rule_of(Some(&good.replace("2026-11-26T10", "yesterday"))), "created_at");
         assert_eq!(rule_of(Some(&good.replace("2026-11-26", "2027-01-01"))), "created_at");
+        // Judged against the Kafka timestamp, not the clock: the same verdict on every redelivery.
+        let mut produced = rec(Some(good));
+        produced.timestamp_ms = DateTime::parse_from_rfc3339("2026-11-26T09:00:00Z").unwrap().timestamp_millis();
+        let later = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(check(&produced, &QualityConfig::default(), later).unwrap_err().rule, "created_at");
+        produced.timestamp_ms += 3_600_000;
+        assert!(check(&produced, &QualityConfig::default(), later).is_ok());
         let mut big = rec(Some(good));
         big.value = Some(vec![b' '; (1 << 20) + 1]);
         assert_eq!(check(&big, &QualityConfig::default(), Utc::now()).unwrap_err().rule, "payload_size");

@@ -4,7 +4,9 @@
 //! protocol beyond reader 1 / writer 2, which Athena cannot read); list items are named `element`, as
 //! Delta's Arrow mapping names them.
 
+use crate::aggregate::{AggregateKey, Partial};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
 use deltalake::arrow::array::{
     ArrayRef, BinaryBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -78,6 +80,30 @@ pub static QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// Partition columns of the quarantine table.
 pub const QUARANTINE_PARTITIONS: &[&str] = &["quarantined_date"];
+
+/// Schema of the aggregates table: additive partials (see `aggregate`), summed at query time.
+pub static AGGREGATES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let f = |n: &str, t: DataType, null: bool| Field::new(n, t, null);
+    Arc::new(Schema::new(vec![
+        f("dimension", DataType::Utf8, false),
+        f("value", DataType::Utf8, false),
+        f("window_minutes", DataType::Int32, false),
+        f("window_start", ts(), false),
+        f("window_date", DataType::Date32, false),
+        f("tweets", DataType::Int64, false),
+        f("positive", DataType::Int64, false),
+        f("neutral", DataType::Int64, false),
+        f("negative", DataType::Int64, false),
+        f("score_sum", DataType::Float64, false),
+        f("kafka_topic", DataType::Utf8, false),
+        f("kafka_partition", DataType::Int32, false),
+        f("batch_last_offset", DataType::Int64, false),
+        f("written_at", ts(), false),
+    ]))
+});
+
+/// Partition columns of the aggregates table.
+pub const AGGREGATES_PARTITIONS: &[&str] = &["window_date"];
 
 /// One row of the tweets table.
 #[derive(Clone, Debug, PartialEq)]
@@ -244,4 +270,51 @@ pub fn quarantine_batch(rows: &[QuarantineRow], now: DateTime<Utc>) -> Result<Re
         Arc::new(date.finish()),
     ];
     RecordBatch::try_new(QUARANTINE_SCHEMA.clone(), cols)
+}
+
+/// Builds the aggregates batch from a batch's partials; `last_offsets` gives each partition's last
+/// offset in the batch, stored with its partials for provenance.
+pub fn aggregates_batch(
+    partials: &BTreeMap<AggregateKey, Partial>,
+    last_offsets: &BTreeMap<(String, i32), i64>,
+    now: DateTime<Utc>,
+) -> Result<RecordBatch, ArrowError> {
+    let (mut dim, mut value, mut minutes, mut start, mut date) =
+        (StringBuilder::new(), StringBuilder::new(), Int32Builder::new(), utc_ts(), Date32Builder::new());
+    let mut counts = [Int64Builder::new(), Int64Builder::new(), Int64Builder::new(), Int64Builder::new()];
+    let (mut sum, mut topic, mut part, mut off, mut at) =
+        (Float64Builder::new(), StringBuilder::new(), Int32Builder::new(), Int64Builder::new(), utc_ts());
+    for (k, p) in partials {
+        dim.append_value(k.dimension);
+        value.append_value(&k.value);
+        minutes.append_value(k.window_minutes);
+        start.append_value(k.window_start_us);
+        date.append_value(k.window_start_us.div_euclid(86_400_000_000) as i32);
+        for (b, v) in counts.iter_mut().zip([p.tweets, p.positive, p.neutral, p.negative]) {
+            b.append_value(v);
+        }
+        sum.append_value(p.score_sum);
+        topic.append_value(&k.kafka_topic);
+        part.append_value(k.kafka_partition);
+        off.append_value(last_offsets.get(&(k.kafka_topic.clone(), k.kafka_partition)).copied().unwrap_or(-1));
+        at.append_value(now.timestamp_micros());
+    }
+    let [mut tweets, mut pos, mut neu, mut neg] = counts;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(dim.finish()),
+        Arc::new(value.finish()),
+        Arc::new(minutes.finish()),
+        Arc::new(start.finish()),
+        Arc::new(date.finish()),
+        Arc::new(tweets.finish()),
+        Arc::new(pos.finish()),
+        Arc::new(neu.finish()),
+        Arc::new(neg.finish()),
+        Arc::new(sum.finish()),
+        Arc::new(topic.finish()),
+        Arc::new(part.finish()),
+        Arc::new(off.finish()),
+        Arc::new(at.finish()),
+    ];
+    RecordBatch::try_new(AGGREGATES_SCHEMA.clone(), cols)
 }
