@@ -40,17 +40,22 @@ enum Command {
     /// Run the process function's pipeline on Lambda Kafka event files, in order, like the Lambda does.
     ///
     /// Settings come from the same environment variables as the Lambda (TWEETLAKE_TABLE_URI, …); the
-    /// flags below override the two table locations. Prints one JSON summary per event.
+    /// flags below override the table locations. Prints one JSON summary per event.
     Process {
         /// Event JSON files (MSK or self-managed Kafka), processed in the order given.
         #[arg(long = "event", required = true)]
         events: Vec<PathBuf>,
-        /// Tweets table (local path or s3:// URL).
-        #[arg(long, env = "TWEETLAKE_TABLE_URI")]
-        table: String,
-        /// Quarantine table (local path or s3:// URL).
-        #[arg(long, env = "TWEETLAKE_QUARANTINE_URI")]
-        quarantine: String,
+        #[command(flatten)]
+        tables: TableArgs,
+    },
+    #[cfg(feature = "pipeline")]
+    /// Run the maintenance function once: expire old quarantine rows, compact, checkpoint, vacuum.
+    ///
+    /// Settings come from the same environment variables as the Lambda (TWEETLAKE_VACUUM_RETENTION_HOURS,
+    /// …); prints the JSON report.
+    Maintain {
+        #[command(flatten)]
+        tables: TableArgs,
     },
     /// Score one text per stdin line; write one JSON line `{"label","score"}` per input.
     Score {
@@ -61,6 +66,34 @@ enum Command {
         #[arg(long, env = "TWEETLAKE_NEUTRAL_BAND")]
         neutral_band: Option<f32>,
     },
+}
+
+/// The table locations, shared by the pipeline commands.
+#[cfg(feature = "pipeline")]
+#[derive(Args)]
+struct TableArgs {
+    /// Tweets table (local path or s3:// URL).
+    #[arg(long, env = "TWEETLAKE_TABLE_URI")]
+    table: String,
+    /// Quarantine table (local path or s3:// URL).
+    #[arg(long, env = "TWEETLAKE_QUARANTINE_URI")]
+    quarantine: String,
+    /// Aggregates table (default: the tweets table's location with `_aggregates` appended).
+    #[arg(long, env = "TWEETLAKE_AGGREGATES_URI")]
+    aggregates: Option<String>,
+}
+
+#[cfg(feature = "pipeline")]
+impl TableArgs {
+    /// The process environment with these flags in place of the table variables.
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| match k {
+            "TWEETLAKE_TABLE_URI" => Some(self.table.clone()),
+            "TWEETLAKE_QUARANTINE_URI" => Some(self.quarantine.clone()),
+            "TWEETLAKE_AGGREGATES_URI" => self.aggregates.clone(),
+            _ => std::env::var(k).ok(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -193,12 +226,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 #[cfg(feature = "pipeline")]
-async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) -> Result<()> {
-    let cfg = tweetlake::ProcessConfig::from_lookup(|k| match k {
-        "TWEETLAKE_TABLE_URI" => Some(table.clone()),
-        "TWEETLAKE_QUARANTINE_URI" => Some(quarantine.clone()),
-        _ => std::env::var(k).ok(),
-    })?;
+async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
+    let cfg = tweetlake::ProcessConfig::from_lookup(tables.lookup())?;
     let processor = tweetlake::Processor::new(cfg).await?;
     for path in events {
         let payload = std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?;
@@ -211,8 +240,13 @@ async fn run_process(events: Vec<PathBuf>, table: String, quarantine: String) ->
 fn main() -> Result<()> {
     match Cli::parse().command {
         #[cfg(feature = "pipeline")]
-        Command::Process { events, table, quarantine } => {
-            tokio::runtime::Runtime::new()?.block_on(run_process(events, table, quarantine))
+        Command::Process { events, tables } => tokio::runtime::Runtime::new()?.block_on(run_process(events, tables)),
+        #[cfg(feature = "pipeline")]
+        Command::Maintain { tables } => {
+            let cfg = tweetlake::MaintenanceConfig::from_lookup(tables.lookup())?;
+            let report = tokio::runtime::Runtime::new()?.block_on(tweetlake::maintenance::run(&cfg, chrono::Utc::now()))?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::Train(a) => run_train(a),
         Command::Eval { model, test, neutral_band } => {

@@ -9,6 +9,8 @@ pub mod config;
 pub mod decode;
 pub mod dedup;
 pub mod envelope;
+#[cfg(feature = "maintenance")]
+pub mod maintenance;
 pub mod error;
 pub mod metrics;
 pub mod process;

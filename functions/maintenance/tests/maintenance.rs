@@ -1,0 +1,95 @@
+//! Maintenance against the real S3 endpoint: many small batches are compacted while the process
+//! function keeps committing, old quarantine rows expire, a checkpoint is written, and the independent
+//! reader sees every row exactly once. Then the function itself, invoked with the scheduled event.
+
+use chrono::{Duration, Utc};
+use tweetlake::MaintenanceConfig;
+use tweetlake::decode::decode_event;
+use tweetlake::maintenance::run;
+use tweetlake_tests::lambda::LocalLambda;
+use tweetlake_tests::*;
+
+fn maintenance_config(t: &Tables) -> MaintenanceConfig {
+    let vars = [
+        ("TWEETLAKE_TABLE_URI", t.tweets.clone()),
+        ("TWEETLAKE_QUARANTINE_URI", t.quarantine.clone()),
+        ("TWEETLAKE_AGGREGATES_URI", t.aggregates.clone()),
+        ("TWEETLAKE_QUARANTINE_RETENTION_DAYS", "30".into()),
+    ];
+    MaintenanceConfig::from_lookup(|k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_")))
+    })
+    .expect("valid config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_races_the_process_function_and_loses_nothing() {
+    let t = s3_tables("maint");
+    let p = processor(&t, &[]).await;
+    for b in 0..30 {
+        p.process_event(event(&good_recs(1, b * 2, 2, 10_000 + b as u64 * 2))).await.unwrap();
+    }
+    // Quarantine rows from 40 days ago (expire) and from now (stay).
+    let (_, old) = decode_event(&sample_event("poison-batch.json")).unwrap();
+    p.process_records(old, Utc::now() - Duration::days(40)).await.unwrap();
+    p.process_event(event(&[Rec { partition: 2, offset: 0, timestamp_ms: 1_764_000_000_000, value: None }])).await.unwrap();
+
+    // The process function keeps committing on another processor while maintenance runs.
+    let racer = processor(&t, &[]).await;
+    let cfg = maintenance_config(&t);
+    let racing = async {
+        for b in 30..36 {
+            racer.process_event(event(&good_recs(1, b * 2, 2, 10_000 + b as u64 * 2))).await.unwrap();
+        }
+    };
+    let (report, ()) = tokio::join!(run(&cfg, Utc::now()), racing);
+    let report = report.expect("maintenance succeeds while commits race it");
+    let tweets = &report.tables[0];
+    assert!(tweets.exists && tweets.files_before >= 30, "{tweets:?}");
+    assert!(tweets.files_compacted >= 30 && tweets.files_written >= 1, "{tweets:?}");
+    assert!(tweets.checkpoint_version.is_some());
+    assert_eq!(report.tables[2].rows_expired, 3, "the three 40-day-old quarantine rows");
+
+    // A second run compacts whatever the racer appended meanwhile.
+    let second = run(&cfg, Utc::now()).await.unwrap();
+    assert_eq!(second.tables[0].files_after, 1, "{:?}", second.tables[0]);
+
+    let table = read_table(&t.tweets, &["tweetlake:tweets:1"]);
+    let mut ids: Vec<&str> = table["rows"].as_array().unwrap().iter().map(|r| r["tweet_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((table["rows"].as_array().unwrap().len(), ids.len()), (72, 72), "36 batches of 2, each once");
+    assert_eq!(table["txn"]["tweetlake:tweets:1"], 71, "offsets survive compaction");
+    assert_eq!(table["files"], 1);
+    assert!(!table["checkpoints"].as_array().unwrap().is_empty(), "checkpoint written");
+    let q = read_table(&t.quarantine, &[]);
+    assert_eq!(q["rows"].as_array().unwrap().len(), 1, "only the recent quarantine row is kept");
+    let aggs = read_table(&t.aggregates, &[]);
+    let counted: i64 =
+        aggs["rows"].as_array().unwrap().iter().filter(|r| r["window_minutes"] == 60).map(|r| r["tweets"].as_i64().unwrap()).sum();
+    assert_eq!(counted, 72, "aggregates compacted without losing a partial");
+}
+
+#[test]
+fn scheduled_event_runs_maintenance_through_cargo_lambda() {
+    let t = s3_tables("maint-lambda");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = processor(&t, &[]).await;
+        for b in 0..5 {
+            p.process_event(event(&good_recs(0, b * 3, 3, 50_000 + b as u64 * 3))).await.unwrap();
+        }
+    });
+    let f = LocalLambda::start(
+        env!("CARGO_BIN_EXE_tweetlake-maintenance"),
+        &[
+            ("TWEETLAKE_TABLE_URI", t.tweets.as_str()),
+            ("TWEETLAKE_QUARANTINE_URI", t.quarantine.as_str()),
+            ("TWEETLAKE_AGGREGATES_URI", t.aggregates.as_str()),
+        ],
+    );
+    let report = f.invoke("scheduled-maintenance.json");
+    assert_eq!(report["tables"][0]["files_before"], 5, "{report}");
+    assert_eq!(report["tables"][0]["files_after"], 1, "{report}");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 15);
+}
