@@ -1,5 +1,5 @@
 //! Two OS processes of the `tweetlake` CLI commit to the same tables for different partitions at once;
-//! no commit may be lost. Lives in the CLI package so Cargo builds the binary it runs.
+//! no commit may be lost; then `tweetlake maintain` compacts the result. Lives in the CLI package so Cargo builds the binary it runs.
 
 use serde_json::Value;
 use std::collections::HashSet;
@@ -50,6 +50,19 @@ async fn two_processes_different_partitions(t: Tables) {
     assert_unique(&table);
     assert_eq!((table["txn"][P0].as_i64(), table["txn"][P1].as_i64()), (Some(39), Some(39)));
     assert!(table["version"].as_i64().unwrap() >= 16);
+
+    // Then `tweetlake maintain` compacts what the two processes wrote, losing nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake"))
+        .args(["maintain", "--table", &t.tweets, "--quarantine", &t.quarantine])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "maintain failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["tables"][0]["files_before"].as_u64(), report["tables"][0]["files_after"].as_u64()), (Some(16), Some(1)));
+    let after = read_table(&t.tweets, &[P0, P1]);
+    assert_eq!((after["rows"].as_array().unwrap().len(), after["files"].as_u64()), (80, Some(1)));
+    assert_unique(&after);
+    assert_eq!(after["txn"], table["txn"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! files, checkpoints and vacuums the three tables, and returns what it did. All logic lives in
 //! `tweetlake::maintenance`; settings are validated before the runtime starts.
 
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use tweetlake::maintenance::{MaintenanceReport, run};
@@ -10,17 +10,6 @@ use tweetlake::{Error, MaintenanceConfig};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A failed run as Lambda reports it, typed like the process function's errors.
-#[derive(Debug)]
-struct Failure(Error);
-
-impl From<Failure> for Diagnostic {
-    fn from(f: Failure) -> Self {
-        let kind = if f.0.is_retryable() { "Retryable" } else { "NonRetryable" };
-        Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: f.0.to_string() }
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -30,9 +19,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Box<RawValue>>| {
         let cfg = Arc::clone(&cfg);
         async move {
-            let report = run(&cfg, chrono::Utc::now()).await.map_err(Failure)?;
+            let report = run(&cfg, chrono::Utc::now()).await?;
             tracing::info!(report = %serde_json::to_string(&report).unwrap_or_default(), "maintenance done");
-            Ok::<MaintenanceReport, Failure>(report)
+            Ok::<MaintenanceReport, Error>(report)
         }
     }))
     .await

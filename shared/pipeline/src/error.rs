@@ -45,3 +45,13 @@ impl Error {
         }
     }
 }
+
+/// How the Lambda runtime reports a failed invocation: the type says whether a retry can help, so
+/// operators (and alarms) can tell a storage outage from a poison event or a bad setting.
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        let kind = if e.is_retryable() { "Retryable" } else { "NonRetryable" };
+        lambda_runtime::Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: e.to_string() }
+    }
+}
