@@ -50,7 +50,8 @@ fn recount(tweets: &Value) -> BTreeMap<Key, (i64, i64, i64, i64, f64)> {
             .chain(r["hashtags"].as_array().unwrap().iter().map(|v| ("hashtag", v)));
         for (dim, v) in dims {
             for m in [1, 60] {
-                let key = (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
+                let key =
+                    (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
                 let e = out.entry(key).or_default();
                 e.0 += 1;
                 match r["sentiment_label"].as_str().unwrap() {

@@ -3,7 +3,6 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +66,30 @@ pub struct Tables {
     _dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
+impl Tables {
+    /// The table variables as the functions read them.
+    pub fn env(&self) -> [(&'static str, &str); 3] {
+        [
+            ("TWEETLAKE_TABLE_URI", self.tweets.as_str()),
+            ("TWEETLAKE_QUARANTINE_URI", self.quarantine.as_str()),
+            ("TWEETLAKE_AGGREGATES_URI", self.aggregates.as_str()),
+        ]
+    }
+
+    /// A lookup for `*Config::from_lookup`: these tables, then `extra`, then the process's `AWS_*`
+    /// variables (the local stack's).
+    pub fn lookup<'a>(&'a self, extra: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            self.env()
+                .iter()
+                .chain(extra)
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+                .or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_")))
+        }
+    }
+}
+
 /// Tables in a fresh local directory.
 pub fn local_tables() -> Tables {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -95,15 +118,9 @@ pub async fn processor(tables: &Tables, extra: &[(&str, &str)]) -> Processor {
     Processor::new(test_config(tables, extra)).await.expect("processor starts")
 }
 
-/// The configuration [`processor`] uses: `extra` and the three tables first, then the process's `AWS_*`
-/// variables (the local stack's).
+/// The configuration [`processor`] uses: the three tables, `extra`, then the process's `AWS_*` variables.
 pub fn test_config(tables: &Tables, extra: &[(&str, &str)]) -> ProcessConfig {
-    let mut vars: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    vars.insert("TWEETLAKE_TABLE_URI".into(), tables.tweets.clone());
-    vars.insert("TWEETLAKE_QUARANTINE_URI".into(), tables.quarantine.clone());
-    vars.insert("TWEETLAKE_AGGREGATES_URI".into(), tables.aggregates.clone());
-    ProcessConfig::from_lookup(|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_"))))
-        .expect("valid test config")
+    ProcessConfig::from_lookup(tables.lookup(extra)).expect("valid test config")
 }
 
 /// A version-1 envelope for a tweet with the given id, text and creation time.

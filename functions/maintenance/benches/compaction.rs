@@ -18,11 +18,7 @@ async fn one(t: &Tables, batches: i64, per_batch: usize) -> (usize, usize, f64) 
             .await
             .unwrap();
     }
-    let vars = [("TWEETLAKE_TABLE_URI", &t.tweets), ("TWEETLAKE_QUARANTINE_URI", &t.quarantine), ("TWEETLAKE_AGGREGATES_URI", &t.aggregates)];
-    let cfg = MaintenanceConfig::from_lookup(|k| {
-        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()).or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_")))
-    })
-    .unwrap();
+    let cfg = MaintenanceConfig::from_lookup(t.lookup(&[])).unwrap();
     let start = Instant::now();
     let report = run(&cfg, Utc::now()).await.unwrap();
     let secs = start.elapsed().as_secs_f64();
@@ -34,7 +30,9 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probes harness-less benches this way
     }
-    println!("| tables on | small batches (50 tweets each) | tweets files before | after | maintenance run s (median of 3; all 3 tables) |");
+    println!(
+        "| tables on | small batches (50 tweets each) | tweets files before | after | maintenance run s (median of 3; all 3 tables) |"
+    );
     println!("|---|---|---|---|---|");
     for (name, batches) in [("moto S3", 100), ("local dir", 100), ("moto S3", 300)] {
         let mut runs = Vec::new();

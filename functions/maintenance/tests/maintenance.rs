@@ -10,16 +10,7 @@ use tweetlake_tests::lambda::LocalLambda;
 use tweetlake_tests::*;
 
 fn maintenance_config(t: &Tables) -> MaintenanceConfig {
-    let vars = [
-        ("TWEETLAKE_TABLE_URI", t.tweets.clone()),
-        ("TWEETLAKE_QUARANTINE_URI", t.quarantine.clone()),
-        ("TWEETLAKE_AGGREGATES_URI", t.aggregates.clone()),
-        ("TWEETLAKE_QUARANTINE_RETENTION_DAYS", "30".into()),
-    ];
-    MaintenanceConfig::from_lookup(|k| {
-        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok().filter(|_| k.starts_with("AWS_")))
-    })
-    .expect("valid config")
+    MaintenanceConfig::from_lookup(t.lookup(&[("TWEETLAKE_QUARANTINE_RETENTION_DAYS", "30")])).expect("valid config")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,8 +56,13 @@ async fn compaction_races_the_process_function_and_loses_nothing() {
     let q = read_table(&t.quarantine, &[]);
     assert_eq!(q["rows"].as_array().unwrap().len(), 1, "only the recent quarantine row is kept");
     let aggs = read_table(&t.aggregates, &[]);
-    let counted: i64 =
-        aggs["rows"].as_array().unwrap().iter().filter(|r| r["window_minutes"] == 60).map(|r| r["tweets"].as_i64().unwrap()).sum();
+    let counted: i64 = aggs["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["window_minutes"] == 60)
+        .map(|r| r["tweets"].as_i64().unwrap())
+        .sum();
     assert_eq!(counted, 72, "aggregates compacted without losing a partial");
 }
 
@@ -80,14 +76,7 @@ fn scheduled_event_runs_maintenance_through_cargo_lambda() {
             p.process_event(event(&good_recs(0, b * 3, 3, 50_000 + b as u64 * 3))).await.unwrap();
         }
     });
-    let f = LocalLambda::start(
-        env!("CARGO_BIN_EXE_tweetlake-maintenance"),
-        &[
-            ("TWEETLAKE_TABLE_URI", t.tweets.as_str()),
-            ("TWEETLAKE_QUARANTINE_URI", t.quarantine.as_str()),
-            ("TWEETLAKE_AGGREGATES_URI", t.aggregates.as_str()),
-        ],
-    );
+    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-maintenance"), &t.env());
     let report = f.invoke("scheduled-maintenance.json");
     assert_eq!(report["tables"][0]["files_before"], 5, "{report}");
     assert_eq!(report["tables"][0]["files_after"], 1, "{report}");

@@ -9,14 +9,7 @@ use tweetlake_tests::*;
 #[test]
 fn cargo_lambda_invoke_with_sample_events() {
     let t = s3_tables("lambda-invoke");
-    let f = LocalLambda::start(
-        env!("CARGO_BIN_EXE_tweetlake-process"),
-        &[
-            ("TWEETLAKE_TABLE_URI", t.tweets.as_str()),
-            ("TWEETLAKE_QUARANTINE_URI", t.quarantine.as_str()),
-            ("TWEETLAKE_AGGREGATES_URI", t.aggregates.as_str()),
-        ],
-    );
+    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process"), &t.env());
     let first = f.invoke("msk-batch.json");
     assert_eq!(first["records_in"], 27, "{first}");
     assert_eq!(first["rows_written"], 20);

@@ -9,9 +9,9 @@ pub mod config;
 pub mod decode;
 pub mod dedup;
 pub mod envelope;
+pub mod error;
 #[cfg(feature = "maintenance")]
 pub mod maintenance;
-pub mod error;
 pub mod metrics;
 pub mod process;
 pub mod quality;

@@ -86,11 +86,8 @@ async fn maintain(
     if is_quarantine {
         // Whole old partitions: a metadata-only delete that never matches today's appends.
         let cutoff = (now - chrono::Duration::days(cfg.quarantine_retention_days as i64)).date_naive();
-        let (t, m) = table
-            .delete()
-            .with_predicate(format!("quarantined_date < '{cutoff}'"))
-            .with_commit_properties(retries())
-            .await?;
+        let (t, m) =
+            table.delete().with_predicate(format!("quarantined_date < '{cutoff}'")).with_commit_properties(retries()).await?;
         table = t;
         r.rows_expired = m.num_deleted_rows.unwrap_or(0);
     }

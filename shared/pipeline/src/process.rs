@@ -155,9 +155,9 @@ impl Processor {
         // the partials already recorded, so the aggregates always count exactly the tweets table's rows.
         let new_a = advance(&done_a);
         if !new_a.is_empty() {
-            let counted = rows.iter().filter(|r| {
-                done_a.get(&(r.kafka_topic.clone(), r.kafka_partition)).is_none_or(|d| r.kafka_offset > *d)
-            });
+            let counted = rows
+                .iter()
+                .filter(|r| done_a.get(&(r.kafka_topic.clone(), r.kafka_partition)).is_none_or(|d| r.kafka_offset > *d));
             let parts = partials(counted);
             summary.aggregate_rows = parts.len();
             let batch = aggregates_batch(&parts, &new_a, now)?;

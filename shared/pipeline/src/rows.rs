@@ -6,7 +6,6 @@
 
 use crate::aggregate::{AggregateKey, Partial};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::BTreeMap;
 use deltalake::arrow::array::{
     ArrayRef, BinaryBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -14,6 +13,7 @@ use deltalake::arrow::array::{
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::record_batch::RecordBatch;
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 fn ts() -> DataType {
