@@ -11,7 +11,7 @@ use crate::rows::{
     AGGREGATES_PARTITIONS, AGGREGATES_SCHEMA, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QuarantineRow, TWEETS_PARTITIONS,
     TWEETS_SCHEMA, TweetRow, aggregates_batch, quarantine_batch, tweets_batch,
 };
-use crate::sink::DeltaSink;
+use crate::sink::{DeltaSink, offset_of};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -155,9 +155,8 @@ impl Processor {
         // the partials already recorded, so the aggregates always count exactly the tweets table's rows.
         let new_a = advance(&done_a);
         if !new_a.is_empty() {
-            let counted = rows
-                .iter()
-                .filter(|r| done_a.get(&(r.kafka_topic.clone(), r.kafka_partition)).is_none_or(|d| r.kafka_offset > *d));
+            let counted =
+                rows.iter().filter(|r| offset_of(&done_a, &r.kafka_topic, r.kafka_partition).is_none_or(|d| r.kafka_offset > d));
             let parts = partials(counted);
             summary.aggregate_rows = parts.len();
             let batch = aggregates_batch(&parts, &new_a, now)?;

@@ -5,6 +5,7 @@
 //! Delta's Arrow mapping names them.
 
 use crate::aggregate::{AggregateKey, Partial};
+use crate::sink::offset_of;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
     ArrayRef, BinaryBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
@@ -296,7 +297,7 @@ pub fn aggregates_batch(
         sum.append_value(p.score_sum);
         topic.append_value(&k.kafka_topic);
         part.append_value(k.kafka_partition);
-        off.append_value(last_offsets.get(&(k.kafka_topic.clone(), k.kafka_partition)).copied().unwrap_or(-1));
+        off.append_value(offset_of(last_offsets, &k.kafka_topic, k.kafka_partition).unwrap_or(-1));
         at.append_value(now.timestamp_micros());
     }
     let [mut tweets, mut pos, mut neu, mut neg] = counts;

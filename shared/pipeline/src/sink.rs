@@ -22,6 +22,12 @@ pub fn app_id(topic: &str, partition: i32) -> String {
     format!("tweetlake:{topic}:{partition}")
 }
 
+/// The offset `offsets` holds for one topic-partition, looked up without building an owned key (a
+/// batch spans a handful of partitions, so a scan beats allocating a `String` per row).
+pub fn offset_of(offsets: &BTreeMap<(String, i32), i64>, topic: &str, partition: i32) -> Option<i64> {
+    offsets.iter().find(|((t, p), _)| *p == partition && t == topic).map(|(_, o)| *o)
+}
+
 /// One Delta table that the process function appends to.
 pub struct DeltaSink {
     uri: String,
