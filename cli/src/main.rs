@@ -1,4 +1,5 @@
-//! `tweetlake`: train, evaluate and score the sentiment model from the command line.
+//! `tweetlake`: train, evaluate and score the sentiment model; run the ingest, process and maintenance
+//! functions locally; manage the topic.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +58,16 @@ enum Command {
         #[command(flatten)]
         tables: TableArgs,
     },
+    #[cfg(feature = "pipeline")]
+    /// Run the ingest function once: X API (or recorded responses) → Kafka, then the watermarks.
+    ///
+    /// Settings come from the same environment variables as the Lambda (TWEETLAKE_RULES, …); the flags
+    /// below override them. Prints the JSON run report.
+    Ingest(IngestArgs),
+    #[cfg(feature = "pipeline")]
+    /// Manage the Kafka topic.
+    #[command(subcommand)]
+    Topic(TopicCommand),
     /// Score one text per stdin line; write one JSON line `{"label","score"}` per input.
     Score {
         /// Model file.
@@ -94,6 +105,77 @@ impl TableArgs {
             _ => std::env::var(k).ok(),
         }
     }
+}
+
+/// Flags of `tweetlake ingest`; each one stands in for the environment variable it names.
+#[cfg(feature = "pipeline")]
+#[derive(Args)]
+struct IngestArgs {
+    /// A rules file (`tag: query` lines or a JSON array) [TWEETLAKE_RULES_FILE].
+    #[arg(long)]
+    rules_file: Option<PathBuf>,
+    /// Recorded X API responses to replay instead of calling the API [TWEETLAKE_REPLAY_PATH].
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// `recent_search` or `filtered_stream` [TWEETLAKE_INGEST_MODE].
+    #[arg(long)]
+    mode: Option<String>,
+    /// Kafka bootstrap servers [TWEETLAKE_KAFKA_BOOTSTRAP].
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// Topic [TWEETLAKE_TOPIC].
+    #[arg(long)]
+    topic: Option<String>,
+    /// Watermark object: s3://bucket/key or a local file [TWEETLAKE_WATERMARK_URI].
+    #[arg(long)]
+    watermarks: Option<String>,
+    /// Time limit of the run in seconds, like a Lambda timeout.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+}
+
+#[cfg(feature = "pipeline")]
+impl IngestArgs {
+    fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        move |k| {
+            let flag = match k {
+                "TWEETLAKE_RULES_FILE" => path(&self.rules_file),
+                "TWEETLAKE_REPLAY_PATH" => path(&self.replay),
+                "TWEETLAKE_INGEST_MODE" => self.mode.clone(),
+                "TWEETLAKE_KAFKA_BOOTSTRAP" => self.bootstrap.clone(),
+                "TWEETLAKE_TOPIC" => self.topic.clone(),
+                "TWEETLAKE_WATERMARK_URI" => self.watermarks.clone(),
+                _ => None,
+            };
+            // A rules file given as a flag replaces inline rules from the environment.
+            if k == "TWEETLAKE_RULES" && self.rules_file.is_some() {
+                return None;
+            }
+            flag.or_else(|| std::env::var(k).ok())
+        }
+    }
+}
+
+/// `tweetlake topic …`.
+#[cfg(feature = "pipeline")]
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Create the topic through the Kafka Admin API; reports an existing topic instead of failing.
+    Create {
+        /// Topic name.
+        #[arg(env = "TWEETLAKE_TOPIC", default_value = "tweets")]
+        name: String,
+        /// Partitions (parallelism of the process function: one concurrent batch per partition).
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Replication factor (3 on a production MSK cluster, 1 on the local broker).
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// Bootstrap servers.
+        #[arg(long, env = "TWEETLAKE_KAFKA_BOOTSTRAP")]
+        bootstrap: String,
+    },
 }
 
 #[derive(Args)]
@@ -246,6 +328,32 @@ fn main() -> Result<()> {
             let cfg = tweetlake::MaintenanceConfig::from_lookup(tables.lookup())?;
             let report = tokio::runtime::Runtime::new()?.block_on(tweetlake::maintenance::run(&cfg, chrono::Utc::now()))?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        #[cfg(feature = "pipeline")]
+        Command::Ingest(a) => tokio::runtime::Runtime::new()?.block_on(async {
+            let cfg = tweetlake_ingest::IngestConfig::from_lookup(a.lookup())?;
+            let ingest = tweetlake_ingest::Ingest::from_config(cfg).await?;
+            let report = ingest.run(chrono::Utc::now() + chrono::Duration::seconds(a.timeout_secs as i64)).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        #[cfg(feature = "pipeline")]
+        Command::Topic(TopicCommand::Create { name, partitions, replication_factor, bootstrap }) => {
+            let settings = tweetlake_ingest::kafka::KafkaSettings {
+                bootstrap,
+                auth: tweetlake_ingest::msk::AuthMode::Plaintext,
+                scram: None,
+                region: None,
+                compression: "none".into(),
+                message_timeout: std::time::Duration::from_secs(30),
+            };
+            let status = tokio::runtime::Runtime::new()?.block_on(tweetlake_ingest::kafka::create_topic(&settings, &name, partitions, replication_factor))?;
+            match &status {
+                tweetlake_ingest::kafka::TopicStatus::Created { .. } => eprintln!("topic {name} created"),
+                tweetlake_ingest::kafka::TopicStatus::Exists { partitions } => eprintln!("topic {name} already exists with {partitions} partitions; left as it is"),
+            }
+            println!("{}", serde_json::to_string(&status)?);
             Ok(())
         }
         Command::Train(a) => run_train(a),

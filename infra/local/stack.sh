@@ -9,16 +9,16 @@
 #   infra/local/stack.sh down      stop what `up` started
 #   infra/local/stack.sh env       print the environment only
 #
-# The Kafka-protocol broker (Tansu, SQLite storage) is opt-in until a test needs it, because its first
-# build takes 10-15 minutes on 2 cores: TWEETLAKE_BROKER=1 infra/local/stack.sh up also installs and
-# starts it on 127.0.0.1:$TWEETLAKE_KAFKA_PORT (default 9092) and exports TWEETLAKE_KAFKA_BOOTSTRAP.
+# `up` also installs (first build 10-15 minutes on 2 cores) and starts the Kafka-protocol broker
+# (Tansu, durable SQLite storage) on 127.0.0.1:$TWEETLAKE_KAFKA_PORT (default 9092) and exports
+# TWEETLAKE_KAFKA_BOOTSTRAP; TWEETLAKE_BROKER=0 leaves it out (S3 endpoint only).
 set -euo pipefail
 
 TOOLS=${TWEETLAKE_TOOLS:-$HOME/.cache/tweetlake}
 VENV=$TOOLS/venv
 S3_PORT=${TWEETLAKE_S3_PORT:-5000}
 KAFKA_PORT=${TWEETLAKE_KAFKA_PORT:-9092}
-BROKER=${TWEETLAKE_BROKER:-0}
+BROKER=${TWEETLAKE_BROKER:-1}
 TANSU_VERSION=0.6.0
 TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tweetlake::{ProcessConfig, Processor};
 
+pub mod kafka;
 pub mod lambda;
+pub mod xapi_server;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

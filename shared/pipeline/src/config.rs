@@ -39,7 +39,10 @@ pub struct ProcessConfig {
     pub storage_options: HashMap<String, String>,
 }
 
-fn parse<T: std::str::FromStr>(
+/// Reads setting `var` through `get`: `default` when unset or blank, else parsed and checked with `ok`;
+/// an invalid value fails naming the variable and what it should be (`what`). Shared by every
+/// function's configuration.
+pub fn parse_setting<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
     default: T,
@@ -101,29 +104,29 @@ impl ProcessConfig {
             neutral_band: match band {
                 None => None,
                 Some(_) => {
-                    Some(parse(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
+                    Some(parse_setting(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
                 }
             },
             dedup: DedupConfig {
-                window_ms: parse(
+                window_ms: parse_setting(
                     &get,
                     "TWEETLAKE_DEDUP_WINDOW_SECS",
                     d.window_ms / 1000,
                     |v| *v > 0,
                     "a positive number of seconds",
                 )? * 1000,
-                max_ids: parse(&get, "TWEETLAKE_DEDUP_MAX_IDS", d.max_ids, |v| *v > 0, "a positive count")?,
+                max_ids: parse_setting(&get, "TWEETLAKE_DEDUP_MAX_IDS", d.max_ids, |v| *v > 0, "a positive count")?,
             },
             quality: QualityConfig {
-                max_payload_bytes: parse(
+                max_payload_bytes: parse_setting(
                     &get,
                     "TWEETLAKE_MAX_PAYLOAD_BYTES",
                     q.max_payload_bytes,
                     |v| *v > 0,
                     "a positive byte count",
                 )?,
-                max_text_chars: parse(&get, "TWEETLAKE_MAX_TEXT_CHARS", q.max_text_chars, |v| *v > 0, "a positive count")?,
-                max_future_skew_secs: parse(
+                max_text_chars: parse_setting(&get, "TWEETLAKE_MAX_TEXT_CHARS", q.max_text_chars, |v| *v > 0, "a positive count")?,
+                max_future_skew_secs: parse_setting(
                     &get,
                     "TWEETLAKE_MAX_FUTURE_SKEW_SECS",
                     q.max_future_skew_secs,
@@ -131,14 +134,14 @@ impl ProcessConfig {
                     "a non-negative number of seconds",
                 )?,
             },
-            checkpoint_interval: parse(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
-            commit_retries: parse(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
+            checkpoint_interval: parse_setting(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
+            commit_retries: parse_setting(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
             storage_options: {
                 let mut o: HashMap<String, String> =
                     AWS_VARS.iter().filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v))).collect();
-                let retries: usize = parse(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
+                let retries: usize = parse_setting(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
                 let timeout: u64 =
-                    parse(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
+                    parse_setting(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
                 o.insert("max_retries".into(), retries.to_string());
                 o.insert("retry_timeout".into(), format!("{timeout}s"));
                 o
@@ -172,9 +175,9 @@ impl MaintenanceConfig {
     /// Reads and validates the settings through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         Ok(Self {
-            target_file_mb: parse(&get, "TWEETLAKE_OPTIMIZE_TARGET_MB", 128, |v| (1..=4096).contains(v), "1 to 4096 MB")?,
-            vacuum_retention_hours: parse(&get, "TWEETLAKE_VACUUM_RETENTION_HOURS", 168, |v| *v >= 1, "at least 1 hour")?,
-            quarantine_retention_days: parse(&get, "TWEETLAKE_QUARANTINE_RETENTION_DAYS", 30, |v| *v >= 1, "at least 1 day")?,
+            target_file_mb: parse_setting(&get, "TWEETLAKE_OPTIMIZE_TARGET_MB", 128, |v| (1..=4096).contains(v), "1 to 4096 MB")?,
+            vacuum_retention_hours: parse_setting(&get, "TWEETLAKE_VACUUM_RETENTION_HOURS", 168, |v| *v >= 1, "at least 1 hour")?,
+            quarantine_retention_days: parse_setting(&get, "TWEETLAKE_QUARANTINE_RETENTION_DAYS", 30, |v| *v >= 1, "at least 1 day")?,
             tables: ProcessConfig::from_lookup(get)?,
         })
     }

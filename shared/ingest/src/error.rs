@@ -1,0 +1,61 @@
+//! The ingest library's one error type, split into what a retry can fix and what it cannot.
+
+/// Errors of an ingest run. None of them carries the bearer token: the client never formats a header
+/// or a request into an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is missing or invalid; names the environment variable.
+    #[error("configuration: {var}: {message}")]
+    Config { var: &'static str, message: String },
+    /// A user rule would be rejected by the X API; names the rule.
+    #[error("rule {tag:?}: {message}")]
+    Rule { tag: String, message: String },
+    /// The X API answered with an error that retrying in this run cannot fix (401, 403, 400 …).
+    #[error("X API {endpoint}: HTTP {status}: {detail}")]
+    Api { endpoint: &'static str, status: u16, detail: String },
+    /// The X API could not be reached or its answer could not be read.
+    #[error("X API {endpoint}: {message}")]
+    Transport { endpoint: &'static str, message: String },
+    /// A recorded response (replay source) could not be read.
+    #[error("replay {path}: {message}")]
+    Replay { path: String, message: String },
+    /// Kafka did not acknowledge every message; the watermark was left where it was.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// Reading or writing the watermark object failed.
+    #[error("watermark {uri}: {message}")]
+    Watermark { uri: String, message: String },
+    /// The bearer token or SASL secret could not be read from Secrets Manager.
+    #[error("secret {arn}: {message}")]
+    Secret { arn: String, message: String },
+}
+
+impl Error {
+    /// Whether invoking again can succeed: network, broker and storage failures are transient; a bad
+    /// setting, rule or credential fails the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Kafka(_) | Error::Watermark { .. } | Error::Secret { .. } => true,
+            Error::Api { status, .. } => *status == 429 || *status >= 500,
+            Error::Config { .. } | Error::Rule { .. } | Error::Replay { .. } => false,
+        }
+    }
+}
+
+impl From<tweetlake::Error> for Error {
+    fn from(e: tweetlake::Error) -> Self {
+        match e {
+            tweetlake::Error::Config { var, message } => Error::Config { var, message },
+            other => Error::Config { var: "?", message: other.to_string() },
+        }
+    }
+}
+
+/// How the Lambda runtime reports a failed run (same convention as the process function).
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        let kind = if e.is_retryable() { "Retryable" } else { "NonRetryable" };
+        lambda_runtime::Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: e.to_string() }
+    }
+}

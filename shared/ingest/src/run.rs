@@ -1,0 +1,214 @@
+//! One ingest run: collect (recent search or a stream session, from the API or a replay), produce
+//! every message and wait for the acknowledgements, and only then move the watermarks.
+
+use crate::clock::{Clock, SystemClock};
+use crate::collect::Collector;
+use crate::config::{Bootstrap, IngestConfig, Mode, SourceConfig, TokenSource};
+use crate::error::Error;
+use crate::kafka::{Delivered, KafkaProducer, KafkaSettings};
+use crate::msk::AuthMode;
+use crate::replay::{ReplaySearch, ReplayStream};
+use crate::search::{RuleOutcome, search_rules};
+use crate::stream::{RulesSync, StreamReport, StreamSource, read_stream, sync_rules};
+use crate::watermark::{FileStore, S3Store, WatermarkStore, save_merged};
+use crate::xapi::{BearerToken, SearchSource, XClient};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use tweetlake::envelope::IngestMeta;
+
+/// The run's JSON summary, which is also the Lambda function's response.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Id stamped on every message of the run.
+    pub run_id: String,
+    /// `recent_search`, `filtered_stream` or `replay`.
+    pub source: String,
+    /// Per rule, in recent-search mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleOutcome>,
+    /// What the rules sync changed, in filtered-stream mode against the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_sync: Option<RulesSync>,
+    /// The stream session, in filtered-stream mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamReport>,
+    /// Distinct tweets collected (a tweet matched by several rules counts once).
+    pub tweets: usize,
+    /// What Kafka acknowledged.
+    pub produced: Delivered,
+    /// Whether the watermarks were written.
+    pub watermarks_saved: bool,
+    /// Work left for the next run: rules that stopped early, and why.
+    pub left: Vec<String>,
+}
+
+/// An ingest function, ready to run: sources, producer and watermark store built from the settings.
+pub struct Ingest {
+    cfg: IngestConfig,
+    search: Box<dyn SearchSource>,
+    stream: Box<dyn StreamSource>,
+    client: Option<XClient>,
+    producer: KafkaProducer,
+    store: Option<Box<dyn WatermarkStore>>,
+    clock: Arc<dyn Clock>,
+}
+
+async fn secret_string(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {
+    let out = sm.get_secret_value().secret_id(arn).send().await.map_err(|e| Error::Secret {
+        arn: arn.to_owned(),
+        message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+    })?;
+    out.secret_string().map(str::to_owned).ok_or_else(|| Error::Secret { arn: arn.to_owned(), message: "the secret has no string value".into() })
+}
+
+/// The AWS SDK configuration, with path-style S3 addressing when a custom endpoint is set (local
+/// S3 servers do not serve bucket subdomains).
+async fn aws() -> (aws_config::SdkConfig, bool) {
+    let conf = aws_config::load_from_env().await;
+    let custom = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()) || std::env::var("AWS_ENDPOINT_URL_S3").is_ok_and(|v| !v.is_empty());
+    (conf, custom)
+}
+
+impl Ingest {
+    /// Builds everything the settings describe: reads secrets, resolves MSK brokers, opens sources.
+    pub async fn from_config(cfg: IngestConfig) -> Result<Self, Error> {
+        let (conf, custom_endpoint) = aws().await;
+        let sm = || aws_sdk_secretsmanager::Client::new(&conf);
+        let tags: Vec<String> = cfg.rules.iter().map(|r| r.tag.clone()).collect();
+        let (search, stream, client): (Box<dyn SearchSource>, Box<dyn StreamSource>, Option<XClient>) = match &cfg.source {
+            SourceConfig::Replay(path) => match cfg.mode {
+                Mode::RecentSearch => (Box::new(ReplaySearch::open(path, &tags)?), Box::new(ReplayStream::empty()), None),
+                Mode::FilteredStream => (Box::new(ReplaySearch::empty()), Box::new(ReplayStream::open(path)?), None),
+            },
+            SourceConfig::Api { base_url, token } => {
+                let token = match token {
+                    TokenSource::Value(t) => t.clone(),
+                    TokenSource::Secret(arn) => {
+                        let s = secret_string(&sm(), arn).await?;
+                        // Either the token itself or a JSON object holding it.
+                        let t = serde_json::from_str::<serde_json::Value>(&s)
+                            .ok()
+                            .and_then(|v| v.get("bearer_token").and_then(|t| t.as_str()).map(str::to_owned))
+                            .unwrap_or(s);
+                        BearerToken::new(t, "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")?
+                    }
+                };
+                let c = XClient::new(base_url, token, cfg.http_timeout)?;
+                (Box::new(c.clone()), Box::new(c.clone()), Some(c))
+            }
+        };
+        let bootstrap = match &cfg.bootstrap {
+            Bootstrap::Servers(s) => s.clone(),
+            Bootstrap::MskCluster(arn) => crate::msk::bootstrap_brokers(&aws_sdk_kafka::Client::new(&conf), arn, cfg.auth).await?,
+        };
+        let scram = match (&cfg.scram_secret_arn, cfg.auth) {
+            (Some(arn), AuthMode::Scram) => {
+                let v: serde_json::Value = serde_json::from_str(&secret_string(&sm(), arn).await?)
+                    .map_err(|_| Error::Secret { arn: arn.clone(), message: "not JSON with username and password".into() })?;
+                let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+                match (field("username"), field("password")) {
+                    (Some(u), Some(p)) => Some((u, p)),
+                    _ => return Err(Error::Secret { arn: arn.clone(), message: "missing username or password".into() }),
+                }
+            }
+            _ => None,
+        };
+        let settings = KafkaSettings {
+            bootstrap,
+            auth: cfg.auth,
+            scram,
+            region: conf.region().map(|r| r.to_string()),
+            compression: cfg.compression.clone(),
+            message_timeout: cfg.message_timeout,
+        };
+        let producer = KafkaProducer::new(&settings, &cfg.topic).await?;
+        let store: Option<Box<dyn WatermarkStore>> = match &cfg.watermark_uri {
+            Some(u) if u.starts_with("s3://") => {
+                let s3conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(custom_endpoint).build();
+                Some(Box::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3conf), u)?))
+            }
+            Some(path) => Some(Box::new(FileStore::new(path))),
+            None => None,
+        };
+        Ok(Self { cfg, search, stream, client, producer, store, clock: Arc::new(SystemClock) })
+    }
+
+    /// Replaces the clock (tests drive back-off and deadlines with a [`crate::clock::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the sources (tests and benches feed recorded pages without files).
+    pub fn with_sources(mut self, search: Box<dyn SearchSource>, stream: Box<dyn StreamSource>) -> Self {
+        self.search = search;
+        self.stream = stream;
+        self
+    }
+
+    /// Runs once, finishing before `deadline` (the Lambda invocation's).
+    pub async fn run(&self, deadline: DateTime<Utc>) -> Result<RunReport, Error> {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let replay = matches!(self.cfg.source, SourceConfig::Replay(_));
+        let source = match (replay, self.cfg.mode) {
+            (true, _) => "replay",
+            (false, Mode::RecentSearch) => "recent_search",
+            (false, Mode::FilteredStream) => "filtered_stream",
+        };
+        let meta = IngestMeta { source: source.into(), run_id: run_id.clone(), fetched_at: Some(self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)) };
+        let mut out = Collector::new(meta);
+        let mut report = RunReport {
+            run_id: run_id.clone(),
+            source: source.into(),
+            rules: Vec::new(),
+            rules_sync: None,
+            stream: None,
+            tweets: 0,
+            produced: Delivered::default(),
+            watermarks_saved: false,
+            left: Vec::new(),
+        };
+        let clock = self.clock.as_ref();
+        let mut marks = None;
+        match self.cfg.mode {
+            Mode::RecentSearch => {
+                let store = self.store.as_ref().ok_or(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode".into() })?;
+                let (m, version) = store.load().await?;
+                report.rules = search_rules(self.search.as_ref(), &self.cfg.rules, &m, &mut out, clock, deadline, self.cfg.search).await?;
+                marks = Some((m, version));
+            }
+            Mode::FilteredStream => {
+                if let Some(c) = &self.client {
+                    report.rules_sync = Some(sync_rules(c, &self.cfg.rules).await?);
+                }
+                let margin = chrono::Duration::from_std(self.cfg.search.margin).unwrap_or_default();
+                let session = chrono::Duration::from_std(self.cfg.stream_session).unwrap_or_default();
+                let end = (clock.now() + session).min(deadline - margin);
+                report.stream = Some(read_stream(self.stream.as_ref(), &mut out, clock, end, self.cfg.stream).await);
+            }
+        }
+        report.tweets = out.len();
+        report.left = report.rules.iter().filter(|r| !r.complete).map(|r| format!("{}: {}", r.tag, r.stopped.as_deref().unwrap_or("incomplete"))).collect();
+        // Every message must be acknowledged before any watermark moves: a failure here returns the
+        // error with the marks untouched, and the next run fetches the same tweets again.
+        report.produced = self.producer.send_all(out.messages(), &out.unreadable, source, &run_id).await?;
+        if let (Some((mut m, version)), Some(store)) = (marks, &self.store) {
+            for r in &report.rules {
+                m.rules.insert(r.tag.clone(), r.after.clone());
+            }
+            save_merged(store.as_ref(), m, version).await?;
+            report.watermarks_saved = true;
+        }
+        tracing::info!(run_id, tweets = report.tweets, produced = report.produced.messages, left = report.left.len(), "ingest run done");
+        Ok(report)
+    }
+}
+
+/// When the run must be done by.
+pub type Deadline = DateTime<Utc>;
+
+/// The deadline of a Lambda invocation (`Context::deadline`, epoch milliseconds).
+pub fn deadline_from_epoch_ms(ms: u64) -> Deadline {
+    DateTime::from_timestamp_millis(ms as i64).unwrap_or_else(Utc::now)
+}

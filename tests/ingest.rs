@@ -1,0 +1,367 @@
+//! The ingest function's library against the in-process X API test server (real recorded
+//! responses, requests checked against the OpenAPI spec) and the real local Kafka broker.
+
+use chrono::{Duration as CDuration, TimeZone, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tweetlake::envelope::TweetMessage;
+use tweetlake_ingest::clock::ManualClock;
+use tweetlake_ingest::kafka::headers;
+use tweetlake_ingest::watermark::{FileStore, WatermarkStore};
+use tweetlake_ingest::{Error, Ingest, IngestConfig};
+use tweetlake_tests::kafka::{Consumed, as_event, bootstrap, new_topic, read_all};
+use tweetlake_tests::xapi_server::{Fault, Piece, Pool, StreamConn, TOKEN, XApiServer};
+use tweetlake_tests::{local_tables, processor, read_table};
+
+const BREXIT: &str = "#brexit lang:en";
+const KPOP: &str = "#kpop -is:retweet";
+
+fn rules() -> String {
+    format!("brexit: {BREXIT}\nkpop: {KPOP}")
+}
+
+async fn ingest(server: &XApiServer, topic: &str, watermarks: &str, extra: &[(&str, &str)]) -> Result<Ingest, Error> {
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("TWEETLAKE_RULES", rules()),
+        ("TWEETLAKE_X_API_URL", server.url.clone()),
+        ("TWEETLAKE_X_BEARER_TOKEN", TOKEN.to_owned()),
+        ("TWEETLAKE_KAFKA_BOOTSTRAP", bootstrap()),
+        ("TWEETLAKE_TOPIC", topic.to_owned()),
+        ("TWEETLAKE_WATERMARK_URI", watermarks.to_owned()),
+        ("TWEETLAKE_PAGE_SIZE", "30".to_owned()),
+    ]);
+    for (k, v) in extra {
+        env.insert(k, v.to_string());
+    }
+    Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned())?).await
+}
+
+fn far() -> chrono::DateTime<Utc> {
+    Utc::now() + CDuration::minutes(15)
+}
+
+/// The brexit page's tweets sorted by id, oldest first.
+fn brexit_sorted() -> Pool {
+    let mut p = Pool::recorded("search_recent_page_with_polls.json");
+    p.tweets.sort_by_key(|t| t["id"].as_str().unwrap().parse::<u64>().unwrap());
+    p
+}
+
+fn id_of(v: &Value) -> u64 {
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn by_key(records: &[Consumed]) -> BTreeMap<String, TweetMessage> {
+    records
+        .iter()
+        .filter_map(|c| c.key.as_ref().map(|k| (String::from_utf8(k.clone()).unwrap(), serde_json::from_slice(c.value.as_ref().unwrap()).unwrap())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_paginates_merges_rules_and_advances_watermarks_only_forward() {
+    let server = XApiServer::start().await;
+    let brexit = brexit_sorted();
+    let kpop = Pool::recorded("search_recent_page_with_errors.json");
+    // 10 brexit tweets also match the kpop rule: they must be sent once, with both tags.
+    let mut kpop_pool = kpop.clone();
+    kpop_pool.tweets.extend(brexit.tweets[..10].iter().cloned());
+    kpop_pool.users.extend(brexit.users.iter().cloned());
+    server.set_pool(BREXIT, brexit.subset(|i| i < 80));
+    server.set_pool(KPOP, kpop_pool);
+    let topic = new_topic("search", 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("watermarks.json");
+    let run = ingest(&server, &topic, wm.to_str().unwrap(), &[]).await.unwrap();
+
+    let r1 = run.run(far()).await.unwrap();
+    assert_eq!(server.violations(), Vec::<String>::new(), "requests outside the OpenAPI spec");
+    assert_eq!(r1.tweets, 80 + 100, "{r1:?}");
+    assert_eq!(r1.produced.messages, 180);
+    assert_eq!(r1.rules[0].pages, 3, "80 tweets at 30 per page");
+    assert_eq!(r1.rules[1].pages, 4, "110 tweets at 30 per page");
+    assert_eq!(r1.rules[1].api_errors, kpop.errors.len(), "the recorded partial errors are counted");
+    assert!(r1.rules.iter().all(|r| r.complete) && r1.left.is_empty() && r1.watermarks_saved);
+
+    // Everything in the topic exactly as the envelope says: keyed by id, headers, every rule.
+    let records = read_all(&topic);
+    assert_eq!(records.len(), 180);
+    let msgs = by_key(&records);
+    assert_eq!(msgs.len(), 180, "one message per tweet");
+    for c in &records {
+        let m = &msgs[&String::from_utf8(c.key.clone().unwrap()).unwrap()];
+        let tags: Vec<String> = m.rules.iter().map(|r| r.tag.clone().unwrap()).collect();
+        assert_eq!(c.header(headers::RULES).unwrap(), tags.join(","));
+        assert_eq!(c.header(headers::SOURCE).as_deref(), Some("recent_search"));
+        assert_eq!(c.header(headers::ENVELOPE_VERSION).as_deref(), Some("1"));
+        assert_eq!(c.header(headers::RUN_ID).as_deref(), Some(r1.run_id.as_str()));
+        assert_eq!(m.ingest.run_id, r1.run_id);
+    }
+    for t in &brexit.tweets[..10] {
+        let m = &msgs[t["id"].as_str().unwrap()];
+        let tags: HashSet<String> = m.rules.iter().map(|r| r.tag.clone().unwrap()).collect();
+        assert_eq!(tags, HashSet::from(["brexit".to_owned(), "kpop".to_owned()]));
+    }
+    // The envelope holds the recorded tweet and its expanded author.
+    let sample = &brexit.tweets[42];
+    let m = &msgs[sample["id"].as_str().unwrap()];
+    assert_eq!(m.tweet.text, sample["text"].as_str().unwrap());
+    assert_eq!(m.tweet.created_at.as_deref(), sample["created_at"].as_str());
+    let author = brexit.users.iter().find(|u| u["id"] == sample["author_id"]).unwrap();
+    assert_eq!(m.author.as_ref().unwrap().username, author["username"].as_str().unwrap());
+
+    let store = FileStore::new(&wm);
+    let (marks, _) = store.load().await.unwrap();
+    let newest_80 = id_of(&brexit.tweets[79]);
+    assert_eq!(marks.rules["brexit"].since_id, Some(newest_80));
+
+    // 20 newer tweets appear: the next run asks only for them (since_id) and sends only them.
+    server.set_pool(BREXIT, brexit.clone());
+    let r2 = run.run(far()).await.unwrap();
+    assert_eq!(r2.produced.messages, 20, "{r2:?}");
+    let brexit_reqs: Vec<_> = server.seen().into_iter().filter(|s| s.query.get("query").map(String::as_str) == Some(BREXIT)).collect();
+    assert!(brexit_reqs[..3].iter().all(|s| !s.query.contains_key("since_id")), "the first run starts without a watermark");
+    assert_eq!(brexit_reqs[3].query["since_id"], newest_80.to_string());
+    assert_eq!(brexit_reqs[3].query["post.fields"], tweetlake_ingest::xapi::TWEET_FIELDS);
+    assert_eq!(FileStore::new(&wm).load().await.unwrap().0.rules["brexit"].since_id, Some(id_of(&brexit.tweets[99])));
+    let r3 = run.run(far()).await.unwrap();
+    assert_eq!(r3.produced.messages, 0);
+    assert_eq!(read_all(&topic).len(), 200);
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_the_deadline_cut_a_run_short_and_the_next_run_fills_the_gap() {
+    let server = XApiServer::start().await;
+    let brexit = brexit_sorted();
+    server.set_pool(BREXIT, brexit.clone());
+    let topic = new_topic("gap", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("wm.json");
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+    let clock = ManualClock::new(t0);
+    let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &format!("brexit: {BREXIT}"))]).await.unwrap().with_clock(Arc::new(clock.clone()));
+
+    // A 429 whose reset is 2 s away (waited out), one page, then a 503 whose 1 s retry wait would
+    // reach into the deadline's 10 s margin: the run stops, keeps what it has and records a gap.
+    server.fail_next_searches([Fault::RateLimited { reset: (t0 + CDuration::seconds(2)).timestamp() }, Fault::Pass, Fault::Status(503)]);
+    server.rate_window(2, (t0 + CDuration::hours(1)).timestamp());
+    let r1 = run.run(t0 + CDuration::seconds(13)).await.unwrap();
+    assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)], "waited for the rate-limit reset, not into the margin");
+    assert_eq!(r1.rules[0].pages, 1);
+    assert!(!r1.rules[0].complete);
+    assert!(r1.left[0].contains("HTTP 503") && r1.left[0].contains("deadline"), "{:?}", r1.left);
+    assert_eq!(r1.produced.messages, 30);
+    let gap = r1.rules[0].after.gap.expect("a gap is recorded");
+    assert_eq!(gap.newest_id, id_of(&brexit.tweets[99]));
+    assert_eq!(gap.until_id, id_of(&brexit.tweets[70]));
+    assert_eq!(r1.rules[0].after.since_id, None);
+
+    // Next run: the rate window (2 requests, resets in an hour) ends it after one more page.
+    let r2 = run.run(t0 + CDuration::minutes(30)).await.unwrap();
+    assert_eq!(r2.rules[0].pages, 1, "{r2:?}");
+    assert!(r2.left[0].contains("rate limited until"), "{:?}", r2.left);
+    assert_eq!(r2.rules[0].after.gap.unwrap().until_id, id_of(&brexit.tweets[40]));
+    let last = server.seen().last().unwrap().query.clone();
+    assert_eq!(last["until_id"], gap.until_id.to_string(), "the gap is filled from its lower end");
+
+    // Once the window resets, the gap closes and since_id jumps to the newest tweet seen; a dropped
+    // connection and a 503 on the way are retried after 1 s and 2 s.
+    server.rate_window(1000, (t0 + CDuration::hours(2)).timestamp());
+    server.fail_next_searches([Fault::Disconnect, Fault::Status(503)]);
+    clock.advance(Duration::from_secs(3600));
+    let r3 = run.run(t0 + CDuration::hours(2)).await.unwrap();
+    assert_eq!(clock.sleeps()[1..], [Duration::from_secs(1), Duration::from_secs(2)]);
+    assert!(r3.rules[0].complete, "{r3:?}");
+    assert_eq!(r3.rules[0].after.since_id, Some(id_of(&brexit.tweets[99])));
+    assert_eq!(r3.rules[0].after.gap, None);
+    let ids: Vec<String> = read_all(&topic).iter().map(|c| String::from_utf8(c.key.clone().unwrap()).unwrap()).collect();
+    assert_eq!(ids.len(), 100, "every tweet sent exactly once across the three runs");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 100);
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_is_down_fails_the_run_without_moving_the_watermark_and_a_rerun_is_deduplicated() {
+    let server = XApiServer::start().await;
+    server.set_pool(BREXIT, brexit_sorted());
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("wm.json");
+    let single = format!("brexit: {BREXIT}");
+    let topic = new_topic("down", 2).await;
+
+    // Nothing listens on port 1: no acknowledgement within the message timeout.
+    let down = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &single), ("TWEETLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:1"), ("TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", "1500")])
+        .await
+        .unwrap();
+    let e = down.run(far()).await.unwrap_err();
+    assert!(matches!(e, Error::Kafka(_)) && e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("100 of 100 messages not acknowledged"), "{e}");
+    assert!(!wm.exists(), "the watermark must not move");
+
+    // The tweets reach Kafka, but the run fails before saving the watermark: another run holds
+    // the watermark file's lock for longer than a save waits.
+    let lock = wm.with_extension("lock");
+    std::fs::write(&lock, b"").unwrap();
+    let half = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &single)]).await.unwrap();
+    let e = half.run(far()).await.unwrap_err();
+    assert!(matches!(e, Error::Watermark { .. }), "{e}");
+    assert!(!wm.exists());
+    std::fs::remove_file(&lock).unwrap();
+    // The rerun sends everything again (at least once)…
+    let good = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &single)]).await.unwrap();
+    assert_eq!(good.run(far()).await.unwrap().produced.messages, 100);
+    let records = read_all(&topic);
+    assert_eq!(records.len(), 200, "each tweet is in the topic twice");
+    // …and the process function writes each tweet once.
+    let tables = local_tables();
+    let p = processor(&tables, &[]).await;
+    let s = p.process_event(as_event(&records)).await.unwrap();
+    assert_eq!(s.rows_written, 100, "{s:?}");
+    assert_eq!(s.duplicates_in_batch, 100);
+    let t = read_table(&tables.tweets, &[]);
+    assert_eq!(t["rows"].as_array().unwrap().len(), 100);
+}
+
+fn line(v: &str) -> Piece {
+    Piece::Bytes(format!("{v}\r\n").into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncated_messages() {
+    let server = XApiServer::start().await;
+    server.set_rules(&[("cat has:images", "cats"), (BREXIT, "brexit")]);
+    let session = std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/filtered_stream_session.jsonl")).unwrap();
+    let lines: Vec<&str> = session.lines().collect();
+    assert_eq!(lines.len(), 8);
+    let disconnect = std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/stream_operational_disconnect_error.json")).unwrap();
+    let cut = &lines[2][..lines[2].len() / 2];
+    server.script_stream([
+        // Two messages, a keep-alive, then the third cut off by a disconnect.
+        StreamConn::Send { pieces: vec![line(lines[0]), Piece::Bytes(b"\r\n".to_vec()), line(lines[1]), Piece::Bytes(cut.as_bytes().to_vec())], hang: false },
+        StreamConn::Refuse(503),
+        StreamConn::Refuse(503),
+        StreamConn::Refuse(429),
+        // A keep-alive, then silence: the client must give up on it after the silence timeout.
+        StreamConn::Send { pieces: vec![Piece::Bytes(b"\r\n".to_vec())], hang: true },
+        // The rest of the recorded session (its last line is truncated), then X's operational disconnect.
+        StreamConn::Send {
+            pieces: lines[2..].iter().map(|l| line(l)).chain([Piece::Pause(Duration::from_millis(50)), line(&disconnect.replace('\n', ""))]).collect(),
+            hang: false,
+        },
+    ]);
+    let topic = new_topic("stream", 2).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+    let clock = ManualClock::new(t0);
+    let run = ingest(
+        &server,
+        &topic,
+        "",
+        &[
+            ("TWEETLAKE_INGEST_MODE", "filtered_stream"),
+            ("TWEETLAKE_RULES", &format!("brexit: {BREXIT}\nkpop: {KPOP}")),
+            ("TWEETLAKE_STREAM_SECONDS", "120"),
+            ("TWEETLAKE_STREAM_SILENCE_SECS", "0.3"),
+        ],
+    )
+    .await
+    .unwrap()
+    .with_clock(Arc::new(clock.clone()));
+    let r = run.run(t0 + CDuration::hours(1)).await.unwrap();
+
+    // Rules: the stale one deleted, the new one added, the unchanged one left alone.
+    assert_eq!(r.rules_sync.as_ref().unwrap().added, vec!["kpop".to_owned()]);
+    assert_eq!(r.rules_sync.as_ref().unwrap().deleted.len(), 1);
+    let mut now_set = server.rules();
+    now_set.sort();
+    let mut want = vec![(BREXIT.to_owned(), "brexit".to_owned()), (KPOP.to_owned(), "kpop".to_owned())];
+    want.sort();
+    assert_eq!(now_set, want);
+
+    let s = r.stream.as_ref().unwrap();
+    // X's schedules: network 250 ms (reset by data), HTTP 5 s doubling, 429 from 60 s; then the
+    // unscripted 503s back off 5, 10, 20 s until the 120 s session has no room for the next wait.
+    assert_eq!(s.backoff_ms, vec![250, 5_000, 10_000, 60_000, 250, 250, 5_000, 10_000, 20_000], "{s:?}");
+    assert_eq!(clock.sleeps().iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(), s.backoff_ms);
+    assert_eq!(s.connections, 3);
+    assert_eq!(s.tweets, 7, "7 complete messages, the cut-off one delivered again on the next connection");
+    assert_eq!(s.keep_alives, 2);
+    assert_eq!(s.unreadable, 2, "the cut-off third message and the recorded truncated eighth");
+    assert!(s.problems.iter().any(|p| p.contains("operational-disconnect")), "{:?}", s.problems);
+    assert!(s.ended.contains("session time is up"), "{}", s.ended);
+    assert_eq!(r.tweets, 7);
+    assert_eq!(r.produced.messages, 7);
+    assert_eq!(r.produced.unreadable, 2);
+    assert!(!r.watermarks_saved);
+
+    // The process function writes the 7 tweets and quarantines the 2 unreadable lines with the reason.
+    let records = read_all(&topic);
+    assert_eq!(records.len(), 9);
+    let tables = local_tables();
+    let p = processor(&tables, &[]).await;
+    let summary = p.process_event(as_event(&records)).await.unwrap();
+    assert_eq!(summary.rows_written + summary.quarantined.values().sum::<usize>(), 9, "{summary:?}");
+    assert_eq!(summary.quarantined.get("json"), Some(&2), "{summary:?}");
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_feeds_the_same_path_from_recorded_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    // A file named after a rule answers only that rule.
+    std::fs::copy(tweetlake_tests::repo_root().join("tests/data/x-api/search_recent_page_with_polls.json"), pages.join("brexit.json")).unwrap();
+    std::fs::copy(tweetlake_tests::repo_root().join("tests/data/x-api/search_recent_page_with_errors.json"), pages.join("kpop.json")).unwrap();
+    let topic = new_topic("replay", 2).await;
+    let wm = dir.path().join("wm.json");
+    let server = XApiServer::start().await;
+    let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_REPLAY_PATH", pages.to_str().unwrap())]).await.unwrap();
+    let r = run.run(far()).await.unwrap();
+    assert_eq!(r.source, "replay");
+    assert_eq!(r.produced.messages, 200, "{r:?}");
+    assert!(server.seen().is_empty(), "replay never calls the API");
+    let msgs = by_key(&read_all(&topic));
+    let brexit_ids: HashSet<String> = Pool::recorded("search_recent_page_with_polls.json").ids().into_iter().collect();
+    for (id, m) in &msgs {
+        let tag = m.rules[0].tag.clone().unwrap();
+        assert_eq!(tag == "brexit", brexit_ids.contains(id), "{id} tagged {tag}");
+        assert_eq!(m.ingest.source, "replay");
+    }
+    // The watermark applies to replays too: a second run sends nothing new.
+    assert_eq!(run.run(far()).await.unwrap().produced.messages, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_watermarks_take_conditional_writes_so_overlapping_runs_merge_instead_of_clobbering() {
+    use tweetlake_ingest::watermark::{RuleMark, S3Store, Saved, Watermarks, save_merged};
+    let bucket = tweetlake_tests::new_bucket("wm");
+    let conf = aws_config::load_from_env().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+    let store = S3Store::new(s3, &format!("s3://{bucket}/ingest/watermarks.json")).unwrap();
+    let mark = |since: u64| RuleMark { value: "q".into(), since_id: Some(since), gap: None };
+    // Two runs start from the same (absent) object.
+    let (base, v0) = store.load().await.unwrap();
+    assert_eq!(v0, None);
+    let mut a = base.clone();
+    a.rules.insert("rust".into(), mark(100));
+    a.rules.insert("kpop".into(), mark(7));
+    let mut b = base.clone();
+    b.rules.insert("rust".into(), mark(150));
+    // B writes first; A's write against the old version must be refused, not overwrite B.
+    assert_eq!(store.save(&b, &v0).await.unwrap(), Saved::Yes);
+    assert_eq!(store.save(&a, &v0).await.unwrap(), Saved::Conflict);
+    let (_, v1) = store.load().await.unwrap();
+    assert!(v1.is_some());
+    let mut stale = a.clone();
+    stale.rules.insert("x".into(), mark(1));
+    assert_eq!(store.save(&stale, &Some("\"not-the-etag\"".into())).await.unwrap(), Saved::Conflict);
+    // A merges and writes: each rule keeps the further mark.
+    let merged = save_merged(&store, a, v0).await.unwrap();
+    let (stored, _): (Watermarks, _) = store.load().await.unwrap();
+    assert_eq!(stored, merged);
+    assert_eq!(stored.rules["rust"], mark(150));
+    assert_eq!(stored.rules["kpop"], mark(7));
+}

@@ -1,0 +1,116 @@
+//! The real local Kafka-protocol broker (Tansu, started by `infra/local/stack.sh` with
+//! `TWEETLAKE_BROKER=1`): fresh topics per test and an independent read-back of what landed.
+
+use rdkafka::Message;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tweetlake_ingest::kafka::{KafkaSettings, create_topic};
+use tweetlake_ingest::msk::AuthMode;
+
+/// The broker's bootstrap address; fails loudly when the local stack did not start it.
+pub fn bootstrap() -> String {
+    std::env::var("TWEETLAKE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!("TWEETLAKE_KAFKA_BOOTSTRAP is not set: start the broker with `eval \"$(TWEETLAKE_BROKER=1 infra/local/stack.sh up)\"` or run `.ci/run`")
+    })
+}
+
+/// Plaintext settings for the local broker.
+pub fn settings(bootstrap: &str) -> KafkaSettings {
+    KafkaSettings {
+        bootstrap: bootstrap.to_owned(),
+        auth: AuthMode::Plaintext,
+        scram: None,
+        region: None,
+        compression: "lz4".into(),
+        message_timeout: Duration::from_secs(10),
+    }
+}
+
+static TOPICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates a fresh topic with `partitions` partitions and returns its name.
+pub async fn new_topic(prefix: &str, partitions: i32) -> String {
+    let name = format!("{prefix}-{}-{}-{}", std::process::id(), TOPICS.fetch_add(1, Ordering::SeqCst), chrono::Utc::now().timestamp_micros() % 1_000_000);
+    create_topic(&settings(&bootstrap()), &name, partitions, 1).await.expect("topic created");
+    name
+}
+
+/// A record read back from the broker.
+#[derive(Clone, Debug)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker timestamp (create time), epoch ms.
+    pub timestamp_ms: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads every record of `topic` from the beginning up to the current end, with a plain consumer
+/// (no group), so the read-back shares nothing with the producer under test.
+pub fn read_all(topic: &str) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", "tweetlake-tests-readback")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in &parts {
+        let (_, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10)).expect("watermarks");
+        if high > 0 {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("tpl");
+            ends.push((*p, high));
+        }
+    }
+    if ends.is_empty() {
+        return Vec::new();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = |out: &Vec<Consumed>| ends.iter().all(|(p, high)| out.iter().any(|c| c.partition == *p && c.offset == high - 1));
+    while !done(&out) {
+        assert!(Instant::now() < deadline, "read-back of {topic} did not reach the end offsets {ends:?}");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("fetch");
+            out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default(),
+            });
+        }
+    }
+    out.sort_by_key(|c| (c.partition, c.offset));
+    out
+}
+
+impl Consumed {
+    /// The value of header `name`, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// The records as a Lambda MSK event (what the event source mapping would deliver).
+pub fn as_event(records: &[Consumed]) -> Vec<u8> {
+    let recs: Vec<crate::Rec> =
+        records.iter().map(|c| crate::Rec { partition: c.partition, offset: c.offset, timestamp_ms: c.timestamp_ms, value: c.value.clone() }).collect();
+    crate::event(&recs)
+}

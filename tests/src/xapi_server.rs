@@ -1,0 +1,400 @@
+//! An in-process X API v2 test server: serves the real recorded responses in `tests/data/x-api/`,
+//! checks every request against the OpenAPI spec's parameters, and injects what the real API does
+//! on a bad day — 429s with reset headers, 503s, dropped connections, keep-alives, silent and
+//! truncated stream connections, `errors` arrays.
+//!
+//! Search: each query answers from a pool of recorded tweets (newest first, filtered by
+//! `since_id` / `until_id`, `max_results` per page, `next_token` = position), with the recorded
+//! `includes.users` and, for the kpop page, its recorded `errors`.
+
+use crate::repo_root;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One recorded page's content.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Tweets, as recorded.
+    pub tweets: Vec<Value>,
+    /// `includes.users`, as recorded.
+    pub users: Vec<Value>,
+    /// `errors`, as recorded.
+    pub errors: Vec<Value>,
+}
+
+impl Pool {
+    /// Loads a recorded search page from `tests/data/x-api/`.
+    pub fn recorded(file: &str) -> Self {
+        let v: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api").join(file)).expect("fixture")).expect("json");
+        Self {
+            tweets: v["data"].as_array().cloned().unwrap_or_default(),
+            users: v["includes"]["users"].as_array().cloned().unwrap_or_default(),
+            errors: v["errors"].as_array().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Ids of the pool's tweets.
+    pub fn ids(&self) -> Vec<String> {
+        self.tweets.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// A pool of the tweets whose positions `keep` selects.
+    pub fn subset(&self, keep: impl Fn(usize) -> bool) -> Self {
+        Self { tweets: self.tweets.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, t)| t.clone()).collect(), ..self.clone() }
+    }
+}
+
+/// A fault to answer the next request of an endpoint with, instead of data.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// HTTP 429 with `x-rate-limit-reset` (epoch seconds) and `remaining: 0`.
+    RateLimited { reset: i64 },
+    /// An HTTP error status with a problem body.
+    Status(u16),
+    /// The connection is dropped mid-response.
+    Disconnect,
+    /// No fault: answer this request normally (to place a later fault).
+    Pass,
+}
+
+/// One scripted stream connection.
+#[derive(Clone, Debug)]
+pub enum StreamConn {
+    /// Refuse with this HTTP status.
+    Refuse(u16),
+    /// Send these pieces, then close (or hang silently if `hang`).
+    Send { pieces: Vec<Piece>, hang: bool },
+}
+
+/// Part of a stream connection's body.
+#[derive(Clone, Debug)]
+pub enum Piece {
+    /// Raw bytes, sent as they are (a message line, a keep-alive `\r\n`, a cut-off message).
+    Bytes(Vec<u8>),
+    /// A pause.
+    Pause(Duration),
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Path.
+    pub path: String,
+    /// Query parameters.
+    pub query: BTreeMap<String, String>,
+    /// `Authorization` header.
+    pub auth: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pools: HashMap<String, Pool>,
+    search_faults: VecDeque<Fault>,
+    rate_remaining: Option<(u32, i64)>,
+    stream: VecDeque<StreamConn>,
+    rules: Vec<Value>,
+    next_rule_id: u64,
+    seen: Vec<Seen>,
+    violations: Vec<String>,
+    rule_updates: Vec<Value>,
+}
+
+/// The running server.
+#[derive(Clone)]
+pub struct XApiServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    spec: Arc<Value>,
+}
+
+/// The bearer token the server accepts.
+pub const TOKEN: &str = "test-bearer-token-do-not-log";
+
+impl XApiServer {
+    /// Starts on a free port, on the current tokio runtime.
+    pub async fn start() -> Self {
+        let spec: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/openapi-subset.json")).expect("spec")).expect("json");
+        let me = Self { url: String::new(), inner: Arc::new(Mutex::new(Inner { next_rule_id: 1_500_000_000_000_000_000, ..Default::default() })), spec: Arc::new(spec) };
+        let app = Router::new()
+            .route("/2/tweets/search/recent", get(search))
+            .route("/2/tweets/search/stream", get(stream))
+            .route("/2/tweets/search/stream/rules", get(list_rules).post(update_rules))
+            .with_state(me.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        Self { url, ..me }
+    }
+
+    /// Answers `query` from `pool`.
+    pub fn set_pool(&self, query: &str, pool: Pool) {
+        self.inner.lock().unwrap().pools.insert(query.to_owned(), pool);
+    }
+
+    /// Queues faults for the next search requests.
+    pub fn fail_next_searches(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.inner.lock().unwrap().search_faults.extend(faults);
+    }
+
+    /// After `n` more successful searches, report `remaining: 0` with this reset.
+    pub fn rate_window(&self, n: u32, reset: i64) {
+        self.inner.lock().unwrap().rate_remaining = Some((n, reset));
+    }
+
+    /// Scripts the next stream connections.
+    pub fn script_stream(&self, conns: impl IntoIterator<Item = StreamConn>) {
+        self.inner.lock().unwrap().stream.extend(conns);
+    }
+
+    /// Presets the stream rules (as if set by an earlier run).
+    pub fn set_rules(&self, rules: &[(&str, &str)]) {
+        let mut g = self.inner.lock().unwrap();
+        for (value, tag) in rules {
+            let id = g.next_rule_id;
+            g.next_rule_id += 1;
+            g.rules.push(json!({"id": id.to_string(), "value": value, "tag": tag}));
+        }
+    }
+
+    /// The stream rules now set: (value, tag).
+    pub fn rules(&self) -> Vec<(String, String)> {
+        self.inner.lock().unwrap().rules.iter().map(|r| (r["value"].as_str().unwrap().into(), r["tag"].as_str().unwrap_or_default().into())).collect()
+    }
+
+    /// Every rules update body received.
+    pub fn rule_updates(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().rule_updates.clone()
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+
+    /// Spec violations found in requests; a correct client makes none.
+    pub fn violations(&self) -> Vec<String> {
+        self.inner.lock().unwrap().violations.clone()
+    }
+
+    fn record(&self, path: &str, method: &str, q: &BTreeMap<String, String>, h: &HeaderMap) -> Result<(), Response> {
+        let auth = h.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut problems = check_params(&self.spec, path, method, q);
+        if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+            problems.push("missing or wrong bearer token".into());
+        }
+        let mut g = self.inner.lock().unwrap();
+        g.seen.push(Seen { path: path.into(), query: q.clone(), auth });
+        if problems.is_empty() {
+            return Ok(());
+        }
+        g.violations.extend(problems.iter().map(|p| format!("{method} {path}: {p}")));
+        let status = if problems.iter().any(|p| p.contains("bearer")) { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        Err((status, Json(json!({"title": "Invalid Request", "detail": problems.join("; "), "type": "https://api.x.com/2/problems/invalid-request"}))).into_response())
+    }
+}
+
+/// Checks query parameters against the spec: known names, required ones present, and each value's
+/// schema (integer ranges, patterns, enums of comma-separated arrays, lengths).
+pub fn check_params(spec: &Value, path: &str, method: &str, q: &BTreeMap<String, String>) -> Vec<String> {
+    let params = spec["paths"][path][method]["parameters"].as_array().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (k, v) in q {
+        let Some(p) = params.iter().find(|p| p["name"] == k.as_str() && p["in"] == "query") else {
+            out.push(format!("unknown parameter {k:?}"));
+            continue;
+        };
+        let s = &p["schema"];
+        let values: Vec<&str> = if s["type"] == "array" { v.split(',').collect() } else { vec![v.as_str()] };
+        let item = if s["type"] == "array" { &s["items"] } else { s };
+        if s["type"] == "array" && s["minItems"].as_u64().is_some_and(|m| (values.len() as u64) < m) {
+            out.push(format!("{k}: too few items"));
+        }
+        for val in values {
+            match item["type"].as_str() {
+                Some("integer") => match val.parse::<i64>() {
+                    Ok(n) => {
+                        if item["minimum"].as_i64().is_some_and(|m| n < m) || item["maximum"].as_i64().is_some_and(|m| n > m) {
+                            out.push(format!("{k}={n} out of range"));
+                        }
+                    }
+                    Err(_) => out.push(format!("{k}={val:?} is not an integer")),
+                },
+                Some("boolean") if val != "true" && val != "false" => out.push(format!("{k}={val:?} is not a boolean")),
+                _ => {}
+            }
+            if let Some(e) = item["enum"].as_array() {
+                if !e.iter().any(|x| x == val) {
+                    out.push(format!("{k}: {val:?} is not one of the allowed values"));
+                }
+            }
+            if let Some(pat) = item["pattern"].as_str() {
+                // The spec's patterns here are all `^[0-9]{1,19}$`.
+                if pat == "^[0-9]{1,19}$" && !(1..=19).contains(&val.len()) || pat == "^[0-9]{1,19}$" && !val.bytes().all(|b| b.is_ascii_digit()) {
+                    out.push(format!("{k}={val:?} does not match {pat}"));
+                }
+            }
+            let n = val.chars().count() as u64;
+            if item["minLength"].as_u64().is_some_and(|m| n < m) || item["maxLength"].as_u64().is_some_and(|m| n > m) {
+                out.push(format!("{k}: length {n} outside the allowed range"));
+            }
+        }
+    }
+    for p in &params {
+        if p["required"] == true && !q.contains_key(p["name"].as_str().unwrap_or_default()) {
+            out.push(format!("required parameter {} missing", p["name"]));
+        }
+    }
+    out
+}
+
+fn rate_headers(remaining: u32, reset: i64) -> [(&'static str, HeaderValue); 2] {
+    [("x-rate-limit-remaining", remaining.into()), ("x-rate-limit-reset", reset.into())]
+}
+
+fn fault_response(f: Fault) -> Response {
+    match f {
+        Fault::RateLimited { reset } => {
+            let body = std::fs::read(repo_root().join("tests/data/x-api/rate_limit_error.json")).expect("fixture");
+            (StatusCode::TOO_MANY_REQUESTS, rate_headers(0, reset), body).into_response()
+        }
+        Fault::Status(s) => (StatusCode::from_u16(s).expect("status"), Json(json!({"title": "Service Unavailable", "detail": "injected", "type": "about:blank"}))).into_response(),
+        Fault::Disconnect => {
+            // A body that fails after a few bytes: hyper drops the connection mid-response.
+            let s = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"data\":[")), Err(std::io::Error::other("dropped"))]);
+            Response::new(Body::from_stream(s))
+        }
+        Fault::Pass => unreachable!("answered normally"),
+    }
+}
+
+async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, String>>, h: HeaderMap) -> Response {
+    if let Err(r) = srv.record("/2/tweets/search/recent", "get", &q, &h) {
+        return r;
+    }
+    let mut g = srv.inner.lock().unwrap();
+    match g.search_faults.pop_front() {
+        None | Some(Fault::Pass) => {}
+        Some(f) => return fault_response(f),
+    }
+    let pool = g.pools.get(q.get("query").map(String::as_str).unwrap_or_default()).cloned().unwrap_or(Pool { tweets: vec![], users: vec![], errors: vec![] });
+    let rate = match g.rate_remaining.as_mut() {
+        Some((n, reset)) => {
+            *n = n.saturating_sub(1);
+            Some((*n, *reset))
+        }
+        None => None,
+    };
+    drop(g);
+    let id = |t: &Value| t["id"].as_str().unwrap().parse::<u64>().unwrap();
+    let since = q.get("since_id").and_then(|s| s.parse::<u64>().ok());
+    let until = q.get("until_id").and_then(|s| s.parse::<u64>().ok());
+    let mut tweets: Vec<&Value> = pool.tweets.iter().filter(|t| since.is_none_or(|s| id(t) > s) && until.is_none_or(|u| id(t) < u)).collect();
+    tweets.sort_by_key(|t| std::cmp::Reverse(id(t)));
+    let max: usize = q.get("max_results").and_then(|m| m.parse().ok()).unwrap_or(10);
+    let start: usize = q.get("next_token").and_then(|t| t.strip_prefix("tok").and_then(|n| n.parse().ok())).unwrap_or(0);
+    let end = (start + max).min(tweets.len());
+    let page = &tweets[start.min(end)..end];
+    let authors: Vec<&str> = page.iter().filter_map(|t| t["author_id"].as_str()).collect();
+    let users: Vec<&Value> = pool.users.iter().filter(|u| authors.contains(&u["id"].as_str().unwrap_or_default())).collect();
+    let mut meta = json!({"result_count": page.len()});
+    if let (Some(f), Some(l)) = (page.first(), page.last()) {
+        meta["newest_id"] = f["id"].clone();
+        meta["oldest_id"] = l["id"].clone();
+    }
+    if end < tweets.len() {
+        meta["next_token"] = json!(format!("tok{end:013}"));
+    }
+    let mut body = json!({"meta": meta});
+    if !page.is_empty() {
+        body["data"] = json!(page);
+        body["includes"] = json!({"users": users});
+    }
+    if !pool.errors.is_empty() && start == 0 {
+        body["errors"] = json!(pool.errors);
+    }
+    let mut resp = Json(body).into_response();
+    if let Some((n, reset)) = rate {
+        for (k, v) in rate_headers(n, reset) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}
+
+async fn stream(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, String>>, h: HeaderMap) -> Response {
+    if let Err(r) = srv.record("/2/tweets/search/stream", "get", &q, &h) {
+        return r;
+    }
+    let conn = srv.inner.lock().unwrap().stream.pop_front();
+    match conn {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no scripted connection").into_response(),
+        Some(StreamConn::Refuse(429)) => {
+            let body = r#"{"title":"ConnectionException","detail":"This stream is currently at the maximum allowed connection limit.","connection_issue":"TooManyConnections","type":"https://api.x.com/2/problems/streaming-connection"}"#;
+            (StatusCode::TOO_MANY_REQUESTS, body).into_response()
+        }
+        Some(StreamConn::Refuse(s)) => (StatusCode::from_u16(s).unwrap(), Json(json!({"title": "Service Unavailable", "type": "about:blank"}))).into_response(),
+        Some(StreamConn::Send { pieces, hang }) => {
+            let s = futures::stream::unfold((pieces.into_iter(), hang), |(mut it, hang)| async move {
+                loop {
+                    match it.next() {
+                        Some(Piece::Bytes(b)) => return Some((Ok::<_, std::io::Error>(bytes::Bytes::from(b)), (it, hang))),
+                        Some(Piece::Pause(d)) => tokio::time::sleep(d).await,
+                        None if hang => std::future::pending::<()>().await,
+                        None => return None,
+                    }
+                }
+            });
+            Response::new(Body::from_stream(s))
+        }
+    }
+}
+
+async fn list_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, String>>, h: HeaderMap) -> Response {
+    if let Err(r) = srv.record("/2/tweets/search/stream/rules", "get", &q, &h) {
+        return r;
+    }
+    let rules = srv.inner.lock().unwrap().rules.clone();
+    Json(json!({"data": rules, "meta": {"sent": "2026-11-27T12:00:00.000Z", "result_count": rules.len()}})).into_response()
+}
+
+async fn update_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, String>>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(r) = srv.record("/2/tweets/search/stream/rules", "post", &q, &h) {
+        return r;
+    }
+    // UpdateRulesRequest: only `add` (items with `value`, optional `tag`) and `delete` (`ids`/`values`).
+    let obj = body.as_object().cloned().unwrap_or_default();
+    let add_ok = |a: &Value| {
+        a.as_array().is_some_and(|items| {
+            items.iter().all(|r| r["value"].is_string() && r.as_object().is_some_and(|o| o.keys().all(|k| k == "value" || k == "tag")))
+        })
+    };
+    let delete_ok = |d: &Value| d.as_object().is_some_and(|d| d.keys().all(|k| k == "ids" || k == "values"));
+    let bad = obj.keys().any(|k| k != "add" && k != "delete") || obj.get("add").is_some_and(|a| !add_ok(a)) || obj.get("delete").is_some_and(|d| !delete_ok(d));
+    let mut g = srv.inner.lock().unwrap();
+    g.rule_updates.push(body.clone());
+    if bad {
+        g.violations.push(format!("POST rules: body does not match UpdateRulesRequest: {body}"));
+        return (StatusCode::BAD_REQUEST, Json(json!({"title": "Invalid Request"}))).into_response();
+    }
+    let mut created = 0;
+    for r in obj.get("add").and_then(Value::as_array).cloned().unwrap_or_default() {
+        let id = g.next_rule_id;
+        g.next_rule_id += 1;
+        g.rules.push(json!({"id": id.to_string(), "value": r["value"], "tag": r["tag"]}));
+        created += 1;
+    }
+    let ids: Vec<String> = obj.get("delete").and_then(|d| d["ids"].as_array()).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let before = g.rules.len();
+    g.rules.retain(|r| !ids.iter().any(|i| r["id"] == i.as_str()));
+    let deleted = before - g.rules.len();
+    Json(json!({"meta": {"sent": "2026-11-27T12:00:00.000Z", "summary": {"created": created, "not_created": 0, "deleted": deleted, "not_deleted": ids.len() - deleted, "valid": created, "invalid": 0}}})).into_response()
+}
