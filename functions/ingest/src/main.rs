@@ -6,18 +6,29 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
+use chrono::Utc;
+use tweetlake_ingest::run::deadline_from_epoch_ms;
 use tweetlake_ingest::{Error, Ingest, IngestConfig, RunReport};
+
+/// Run time allowed when the invocation's deadline is unusable (see `deadline_from_epoch_ms`).
+const FALLBACK_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).without_time().init();
-    let ingest = Arc::new(Ingest::from_config(IngestConfig::from_env()?).await?);
+    let ingest = match IngestConfig::from_env() {
+        Ok(cfg) => Ingest::from_config(cfg).await,
+        Err(e) => Err(e),
+    };
+    // Printed with its message (not its debug form) so the log line reads as the cause.
+    let ingest = Arc::new(ingest.inspect_err(|e| eprintln!("tweetlake-ingest cannot start: {e}"))?);
     tracing::info!("ingest function ready");
     // The scheduled event carries nothing the run needs; its deadline comes from the invocation.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let ingest = Arc::clone(&ingest);
         async move {
-            let deadline = tweetlake_ingest::run::deadline_from_epoch_ms(event.context.deadline);
+            let deadline = deadline_from_epoch_ms(event.context.deadline, Utc::now(), FALLBACK_RUN_TIME);
+            tracing::info!(request_id = event.context.request_id, deadline = %deadline, "ingest run starts");
             Ok::<RunReport, Error>(ingest.run(deadline).await?)
         }
     }))

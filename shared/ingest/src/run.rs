@@ -170,19 +170,23 @@ impl Ingest {
             left: Vec::new(),
         };
         let clock = self.clock.as_ref();
+        // The margin reserved for producing and saving is capped at a quarter of the time left, so
+        // a short timeout (the local emulator's few seconds) still leaves most of it for fetching.
+        let mut settings = self.cfg.search;
+        settings.margin = settings.margin.min((deadline - clock.now()).to_std().unwrap_or_default() / 4);
         let mut marks = None;
         match self.cfg.mode {
             Mode::RecentSearch => {
                 let store = self.store.as_ref().ok_or(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode".into() })?;
                 let (m, version) = store.load().await?;
-                report.rules = search_rules(self.search.as_ref(), &self.cfg.rules, &m, &mut out, clock, deadline, self.cfg.search).await?;
+                report.rules = search_rules(self.search.as_ref(), &self.cfg.rules, &m, &mut out, clock, deadline, settings).await?;
                 marks = Some((m, version));
             }
             Mode::FilteredStream => {
                 if let Some(c) = &self.client {
                     report.rules_sync = Some(sync_rules(c, &self.cfg.rules).await?);
                 }
-                let margin = chrono::Duration::from_std(self.cfg.search.margin).unwrap_or_default();
+                let margin = chrono::Duration::from_std(settings.margin).unwrap_or_default();
                 let session = chrono::Duration::from_std(self.cfg.stream_session).unwrap_or_default();
                 let end = (clock.now() + session).min(deadline - margin);
                 report.stream = Some(read_stream(self.stream.as_ref(), &mut out, clock, end, self.cfg.stream).await);
@@ -208,7 +212,29 @@ impl Ingest {
 /// When the run must be done by.
 pub type Deadline = DateTime<Utc>;
 
-/// The deadline of a Lambda invocation (`Context::deadline`, epoch milliseconds).
-pub fn deadline_from_epoch_ms(ms: u64) -> Deadline {
-    DateTime::from_timestamp_millis(ms as i64).unwrap_or_else(Utc::now)
+/// The deadline of a Lambda invocation (`Context::deadline`, epoch milliseconds). A deadline that
+/// has already passed when the run starts cannot be real — `cargo lambda watch` sends its timeout
+/// (600,000 ms) instead of an epoch time — so the run then allows itself `fallback` from now.
+pub fn deadline_from_epoch_ms(ms: u64, now: DateTime<Utc>, fallback: std::time::Duration) -> Deadline {
+    match DateTime::from_timestamp_millis(ms as i64) {
+        Some(d) if d > now => d,
+        _ => {
+            tracing::warn!(deadline_ms = ms, fallback_secs = fallback.as_secs(), "invocation deadline is in the past; using the fallback run time");
+            now + chrono::Duration::from_std(fallback).unwrap_or_default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_real_deadline_is_kept_and_an_impossible_one_replaced() {
+        let now = DateTime::from_timestamp_millis(1_764_244_800_000).unwrap();
+        assert_eq!(deadline_from_epoch_ms(1_764_244_860_000, now, Duration::from_secs(300)), now + chrono::Duration::seconds(60));
+        // cargo lambda watch sends 600000 (its timeout, not an epoch time).
+        assert_eq!(deadline_from_epoch_ms(600_000, now, Duration::from_secs(300)), now + chrono::Duration::seconds(300));
+    }
 }

@@ -1,0 +1,60 @@
+//! Benchmark: recorded X API pages → parse → one envelope per tweet → produced and acknowledged
+//! (acks=all, idempotent, lz4) by the real local broker. Tweets per second, median of 5 runs.
+//!
+//! `cargo bench -p tweetlake-tests --bench ingest_produce` (stack up: `eval "$(infra/local/stack.sh up)"`).
+//! TWEETLAKE_BENCH_TWEETS sets the run size (default 100,000).
+
+use std::time::Instant;
+use tweetlake::envelope::{IngestMeta, MatchingRule};
+use tweetlake_ingest::collect::Collector;
+use tweetlake_ingest::kafka::KafkaProducer;
+use tweetlake_ingest::xapi::SearchPage;
+use tweetlake_tests::kafka::{bootstrap, new_topic, settings};
+use tweetlake_tests::repo_root;
+
+/// The two recorded 100-tweet pages, re-serialised `copies` times with fresh ids, as API page bodies.
+fn pages(total: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    'outer: loop {
+        for f in ["search_recent_page_with_polls.json", "search_recent_page_with_errors.json"] {
+            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api").join(f)).unwrap()).unwrap();
+            for t in v["data"].as_array_mut().unwrap() {
+                n += 1;
+                t["id"] = serde_json::json!((1_700_000_000_000_000_000u64 + n).to_string());
+            }
+            out.push(serde_json::to_vec(&v).unwrap());
+            if n as usize >= total {
+                break 'outer;
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    let total: usize = std::env::var("TWEETLAKE_BENCH_TWEETS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let bodies = pages(total);
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rules = [MatchingRule { id: None, tag: Some("bench".into()) }];
+    let mut runs = Vec::new();
+    for i in 0..5 {
+        let topic = rt.block_on(new_topic("bench-produce", 4));
+        let producer = rt.block_on(KafkaProducer::new(&settings(&bootstrap()), &topic)).unwrap();
+        let start = Instant::now();
+        let mut c = Collector::new(IngestMeta { source: "bench".into(), run_id: format!("bench-{i}"), fetched_at: None });
+        for b in &bodies {
+            let page: SearchPage = serde_json::from_slice(b).unwrap();
+            c.add(page.data, &page.includes, &rules);
+        }
+        let parsed = start.elapsed();
+        let d = rt.block_on(producer.send_all(c.messages(), &[], "bench", "bench")).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(d.messages, c.len());
+        eprintln!("run {i}: {} tweets ({:.1} MB of pages) parsed in {:.3} s, acknowledged after {secs:.3} s: {:.0} tweets/s", c.len(), bytes as f64 / 1e6, parsed.as_secs_f64(), c.len() as f64 / secs);
+        runs.push(c.len() as f64 / secs);
+    }
+    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("ingest page-parse → produce-acknowledged: median {:.0} tweets/s (min {:.0}, max {:.0}, 5 runs)", runs[2], runs[0], runs[4]);
+}
