@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = json.loads((ROOT / "tests/data/x-api/search_recent_page_with_polls.json").read_text())
+PAGE = json.loads((ROOT / "events/x-api/brexit.json").read_text())
 USERS = {u["id"]: u for u in PAGE["includes"]["users"]}
 TOPIC = "tweets"
 BASE_TS = 1632328649000  # 2021-09-22T16:37:29Z, near the page's created_at values

@@ -12,7 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn six_mb_event() -> (Vec<u8>, usize) {
     let page: Value =
-        serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/search_recent_page_with_polls.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(repo_root().join("events/x-api/brexit.json")).unwrap())
             .unwrap();
     let tweets = page["data"].as_array().unwrap();
     let mut recs = Vec::new();

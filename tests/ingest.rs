@@ -44,7 +44,7 @@ fn far() -> chrono::DateTime<Utc> {
 
 /// The brexit page's tweets sorted by id, oldest first.
 fn brexit_sorted() -> Pool {
-    let mut p = Pool::recorded("search_recent_page_with_polls.json");
+    let mut p = Pool::recorded("events/x-api/brexit.json");
     p.tweets.sort_by_key(|t| t["id"].as_str().unwrap().parse::<u64>().unwrap());
     p
 }
@@ -64,7 +64,7 @@ fn by_key(records: &[Consumed]) -> BTreeMap<String, TweetMessage> {
 async fn search_paginates_merges_rules_and_advances_watermarks_only_forward() {
     let server = XApiServer::start().await;
     let brexit = brexit_sorted();
-    let kpop = Pool::recorded("search_recent_page_with_errors.json");
+    let kpop = Pool::recorded("events/x-api/kpop.json");
     // 10 brexit tweets also match the kpop rule: they must be sent once, with both tags.
     let mut kpop_pool = kpop.clone();
     kpop_pool.tweets.extend(brexit.tweets[..10].iter().cloned());
@@ -310,11 +310,8 @@ async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_feeds_the_same_path_from_recorded_pages() {
     let dir = tempfile::tempdir().unwrap();
-    let pages = dir.path().join("pages");
-    std::fs::create_dir(&pages).unwrap();
-    // A file named after a rule answers only that rule.
-    std::fs::copy(tweetlake_tests::repo_root().join("tests/data/x-api/search_recent_page_with_polls.json"), pages.join("brexit.json")).unwrap();
-    std::fs::copy(tweetlake_tests::repo_root().join("tests/data/x-api/search_recent_page_with_errors.json"), pages.join("kpop.json")).unwrap();
+    // The bundled sample: one recorded page per rule, each file named after the rule it answers.
+    let pages = tweetlake_tests::repo_root().join("events/x-api");
     let topic = new_topic("replay", 2).await;
     let wm = dir.path().join("wm.json");
     let server = XApiServer::start().await;
@@ -324,7 +321,7 @@ async fn replay_feeds_the_same_path_from_recorded_pages() {
     assert_eq!(r.produced.messages, 200, "{r:?}");
     assert!(server.seen().is_empty(), "replay never calls the API");
     let msgs = by_key(&read_all(&topic));
-    let brexit_ids: HashSet<String> = Pool::recorded("search_recent_page_with_polls.json").ids().into_iter().collect();
+    let brexit_ids: HashSet<String> = Pool::recorded("events/x-api/brexit.json").ids().into_iter().collect();
     for (id, m) in &msgs {
         let tag = m.rules[0].tag.clone().unwrap();
         assert_eq!(tag == "brexit", brexit_ids.contains(id), "{id} tagged {tag}");
@@ -364,4 +361,43 @@ async fn s3_watermarks_take_conditional_writes_so_overlapping_runs_merge_instead
     assert_eq!(stored, merged);
     assert_eq!(stored.rules["rust"], mark(150));
     assert_eq!(stored.rules["kpop"], mark(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_can_come_from_secrets_manager_and_never_shows_in_the_report() {
+    let conf = aws_config::load_from_env().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&conf);
+    let name = format!("tweetlake/x-bearer-{}-{}", std::process::id(), Utc::now().timestamp_micros());
+    let arn = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(serde_json::json!({ "bearer_token": TOKEN }).to_string())
+        .send()
+        .await
+        .expect("secret created on the local endpoint")
+        .arn()
+        .unwrap()
+        .to_owned();
+    let server = XApiServer::start().await;
+    server.set_pool(BREXIT, brexit_sorted());
+    let topic = new_topic("secret", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("wm.json");
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("TWEETLAKE_RULES", format!("brexit: {BREXIT}")),
+        ("TWEETLAKE_X_API_URL", server.url.clone()),
+        ("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", arn.clone()),
+        ("TWEETLAKE_KAFKA_BOOTSTRAP", bootstrap()),
+        ("TWEETLAKE_TOPIC", topic.clone()),
+        ("TWEETLAKE_WATERMARK_URI", wm.display().to_string()),
+    ]);
+    let run = Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).await.unwrap();
+    let r = run.run(far()).await.unwrap();
+    assert_eq!(r.produced.messages, 100);
+    assert!(server.seen().iter().all(|s| s.auth.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+    assert!(!serde_json::to_string(&r).unwrap().contains(TOKEN));
+    // A missing secret fails at start, naming the secret and not the token.
+    env.insert("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", format!("{arn}-missing"));
+    let e = Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).await.err().expect("fails");
+    assert!(matches!(e, Error::Secret { .. }) && e.to_string().contains("-missing"), "{e}");
 }

@@ -17,8 +17,8 @@ fn pages(total: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut n = 0u64;
     'outer: loop {
-        for f in ["search_recent_page_with_polls.json", "search_recent_page_with_errors.json"] {
-            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api").join(f)).unwrap()).unwrap();
+        for f in ["events/x-api/brexit.json", "events/x-api/kpop.json"] {
+            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_root().join(f)).unwrap()).unwrap();
             for t in v["data"].as_array_mut().unwrap() {
                 n += 1;
                 t["id"] = serde_json::json!((1_700_000_000_000_000_000u64 + n).to_string());
@@ -41,7 +41,11 @@ fn main() {
     let mut runs = Vec::new();
     for i in 0..5 {
         let topic = rt.block_on(new_topic("bench-produce", 4));
-        let producer = rt.block_on(KafkaProducer::new(&settings(&bootstrap()), &topic)).unwrap();
+        let mut kafka = settings(&bootstrap());
+        if let Ok(c) = std::env::var("TWEETLAKE_KAFKA_COMPRESSION") {
+            kafka.compression = c;
+        }
+        let producer = rt.block_on(KafkaProducer::new(&kafka, &topic)).unwrap();
         let start = Instant::now();
         let mut c = Collector::new(IngestMeta { source: "bench".into(), run_id: format!("bench-{i}"), fetched_at: None });
         for b in &bodies {

@@ -65,6 +65,25 @@ enum Command {
     /// below override them. Prints the JSON run report.
     Ingest(IngestArgs),
     #[cfg(feature = "pipeline")]
+    /// The whole pipeline locally: recorded tweets (or the live API) → ingest → the local broker → the
+    /// event-source-mapping emulator → the process function → Delta tables, then a summary and an
+    /// HTML report.
+    ///
+    /// Defaults: the bundled recorded pages (events/x-api/, one rule per file), the broker on
+    /// 127.0.0.1:9092, tables under ./lake/. With TWEETLAKE_X_BEARER_TOKEN and TWEETLAKE_RULES set (and no
+    /// --replay) it reads the live X API instead. Restartable: it resumes from the offsets the table
+    /// records. Ctrl-C stops after the current batch.
+    Local(LocalArgs),
+    #[cfg(feature = "pipeline")]
+    /// Write the HTML report of a tweets table and its quarantine table.
+    Report {
+        #[command(flatten)]
+        tables: TableArgs,
+        /// Output file.
+        #[arg(long, default_value = "lake/report.html")]
+        out: PathBuf,
+    },
+    #[cfg(feature = "pipeline")]
     /// Manage the Kafka topic.
     #[command(subcommand)]
     Topic(TopicCommand),
@@ -155,6 +174,37 @@ impl IngestArgs {
             flag.or_else(|| std::env::var(k).ok())
         }
     }
+}
+
+/// Flags of `tweetlake local`.
+#[cfg(feature = "pipeline")]
+#[derive(Args)]
+struct LocalArgs {
+    /// Recorded responses to replay; default: the bundled sample, unless a bearer token is set.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "TWEETLAKE_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Topic (created if missing).
+    #[arg(long, env = "TWEETLAKE_TOPIC", default_value = "tweets")]
+    topic: String,
+    /// Partitions of a new topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Folder for the tables, the watermarks and the report (tables may be put on S3 with the
+    /// TWEETLAKE_TABLE_URI / TWEETLAKE_QUARANTINE_URI variables instead).
+    #[arg(long, default_value = "lake")]
+    dir: PathBuf,
+    /// Records per process invocation (Lambda's BatchSize).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    window_ms: u64,
+    /// One log line per batch instead of progress bars.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 /// `tweetlake topic …`.
@@ -319,6 +369,54 @@ async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "pipeline")]
+async fn run_local(a: LocalArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let live = a.replay.is_none() && std::env::var("TWEETLAKE_X_BEARER_TOKEN").is_ok_and(|t| !t.is_empty());
+    let replay = a.replay.clone().unwrap_or_else(|| PathBuf::from("events/x-api"));
+    let dir = a.dir.display().to_string();
+    let defaults: Vec<(&str, String)> = vec![
+        ("TWEETLAKE_TABLE_URI", format!("{dir}/tweets")),
+        ("TWEETLAKE_QUARANTINE_URI", format!("{dir}/quarantine")),
+        ("TWEETLAKE_WATERMARK_URI", format!("{dir}/ingest-watermarks.json")),
+        // The bundled sample answers these two rules (events/x-api/brexit.json, kpop.json).
+        ("TWEETLAKE_RULES", "brexit: #brexit\nkpop: #kpop".to_owned()),
+    ];
+    let (bootstrap, topic) = (a.bootstrap.clone(), a.topic.clone());
+    let lookup = move |k: &str| -> Option<String> {
+        match k {
+            "TWEETLAKE_KAFKA_BOOTSTRAP" => return Some(bootstrap.clone()),
+            "TWEETLAKE_TOPIC" => return Some(topic.clone()),
+            "TWEETLAKE_REPLAY_PATH" if !live => return Some(replay.display().to_string()),
+            _ => {}
+        }
+        std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| defaults.iter().find(|(d, _)| *d == k).map(|(_, v)| v.clone()))
+    };
+    let opts = tweetlake_local::local::LocalOptions {
+        bootstrap: a.bootstrap,
+        topic: a.topic,
+        partitions: a.partitions,
+        batch_size: a.batch_size,
+        window: std::time::Duration::from_millis(a.window_ms),
+        report: a.dir.join("report.html"),
+        bars: !a.no_progress && std::io::stderr().is_terminal(),
+    };
+    let s = tweetlake_local::local::run(opts, lookup).await?;
+    eprintln!("\n== what landed");
+    eprintln!("tweets table: {} rows ({} written by this run); quarantine: {} rows", s.tweets_in_table, s.delivered.rows_written, s.quarantined_in_table);
+    eprintln!("duplicates skipped: {}; quarantined by this run per rule: {:?}", s.delivered.duplicates_skipped, s.delivered.quarantined);
+    for (rule, (n, mean)) in &s.sentiment_per_rule {
+        eprintln!("rule {rule:>12}: {n:>6} tweets, mean sentiment {mean:.3}");
+    }
+    eprintln!("labels: {:?}", s.labels);
+    eprintln!("report: file://{}", std::fs::canonicalize(&s.report).unwrap_or(s.report.clone()).display());
+    println!("{}", serde_json::to_string(&s)?);
+    if s.interrupted {
+        bail!("interrupted; run it again to resume where it stopped");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         #[cfg(feature = "pipeline")]
@@ -336,6 +434,19 @@ fn main() -> Result<()> {
             let ingest = tweetlake_ingest::Ingest::from_config(cfg).await?;
             let report = ingest.run(chrono::Utc::now() + chrono::Duration::seconds(a.timeout_secs as i64)).await?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        #[cfg(feature = "pipeline")]
+        Command::Local(a) => tokio::runtime::Runtime::new()?.block_on(run_local(a)),
+        #[cfg(feature = "pipeline")]
+        Command::Report { tables, out } => tokio::runtime::Runtime::new()?.block_on(async {
+            let cfg = tweetlake::ProcessConfig::from_lookup(tables.lookup())?;
+            let data = tweetlake_local::report::read(&cfg.table_uri, &cfg.quarantine_uri, &cfg.storage_options).await?;
+            if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(d)?;
+            }
+            std::fs::write(&out, tweetlake_local::report::html(&data, "Tweetlake report"))?;
+            eprintln!("report written to {}", out.display());
             Ok(())
         }),
         #[cfg(feature = "pipeline")]

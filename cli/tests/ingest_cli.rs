@@ -23,7 +23,7 @@ fn topic_create_reports_an_existing_topic_and_ingest_replays_recorded_pages_into
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.txt");
     std::fs::write(&rules, "# what to collect\nbrexit: #brexit lang:en\n").unwrap();
-    let pages = repo_root().join("tests/data/x-api/search_recent_page_with_polls.json");
+    let pages = repo_root().join("events/x-api/brexit.json");
     let wm = dir.path().join("wm.json");
     let args = ["ingest", "--rules-file", rules.to_str().unwrap(), "--replay", pages.to_str().unwrap(), "--bootstrap", &broker, "--topic", &topic, "--watermarks", wm.to_str().unwrap()];
     let run = tweetlake(&args);

@@ -114,3 +114,13 @@ pub fn as_event(records: &[Consumed]) -> Vec<u8> {
         records.iter().map(|c| crate::Rec { partition: c.partition, offset: c.offset, timestamp_ms: c.timestamp_ms, value: c.value.clone() }).collect();
     crate::event(&recs)
 }
+
+/// Produces raw values (no key) to `topic`, waiting for each acknowledgement: malformed records for
+/// the quarantine path.
+pub async fn produce_raw(topic: &str, values: &[&[u8]]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).set("acks", "all").create().expect("producer");
+    for v in values {
+        p.send(FutureRecord::<(), [u8]>::to(topic).payload(v), Duration::from_secs(10)).await.expect("acknowledged");
+    }
+}

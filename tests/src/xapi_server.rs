@@ -31,9 +31,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Loads a recorded search page from `tests/data/x-api/`.
+    /// Loads a recorded search page (path relative to the repository root).
     pub fn recorded(file: &str) -> Self {
-        let v: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api").join(file)).expect("fixture")).expect("json");
+        let v: Value = serde_json::from_slice(&std::fs::read(repo_root().join(file)).expect("fixture")).expect("json");
         Self {
             tweets: v["data"].as_array().cloned().unwrap_or_default(),
             users: v["includes"]["users"].as_array().cloned().unwrap_or_default(),

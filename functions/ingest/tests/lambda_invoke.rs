@@ -12,8 +12,8 @@ use tweetlake_tests::xapi_server::{Pool, TOKEN, XApiServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_lambda_invoke_with_the_scheduled_event() {
     let server = XApiServer::start().await;
-    server.set_pool("#brexit", Pool::recorded("search_recent_page_with_polls.json"));
-    server.set_pool("#kpop", Pool::recorded("search_recent_page_with_errors.json"));
+    server.set_pool("#brexit", Pool::recorded("events/x-api/brexit.json"));
+    server.set_pool("#kpop", Pool::recorded("events/x-api/kpop.json"));
     let topic = new_topic("lambda-ingest", 3).await;
     let wm = format!("s3://{}/ingest/watermarks.json", new_bucket("ingest-wm"));
     let broker = bootstrap();

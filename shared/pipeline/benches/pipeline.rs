@@ -17,7 +17,7 @@ use tweetlake_sentiment::Model;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/x-api/search_recent_page_with_polls.json");
+const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/x-api/brexit.json");
 
 /// A Lambda MSK event of `n` distinct tweets (the page's 100 tweets cycled with fresh ids).
 fn event_bytes(n: usize) -> Vec<u8> {

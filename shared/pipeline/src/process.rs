@@ -100,6 +100,15 @@ impl Processor {
         self.model.version()
     }
 
+    /// Where a consumer should resume each partition of `topic`: one past the offset the tweets table
+    /// records (that table commits last, so every table has seen at least that far); absent = never.
+    pub async fn next_offsets(&self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, Error> {
+        let mut tweets = self.tweets.lock().await;
+        tweets.refresh().await?;
+        let keys: Vec<(String, i32)> = partitions.iter().map(|p| (topic.to_owned(), *p)).collect();
+        Ok(tweets.recorded_offsets(&keys).await?.into_iter().map(|((_, p), o)| (p, o + 1)).collect())
+    }
+
     /// Handles one Lambda Kafka event, given as its JSON bytes (parsed straight into records, without an
     /// intermediate `serde_json::Value` tree).
     pub async fn process_event(&self, payload: impl AsRef<[u8]>) -> Result<BatchSummary, Error> {

@@ -1,0 +1,114 @@
+//! The whole pipeline end to end, as `tweetlake local` runs it: recorded tweets served by the local X
+//! API test server → ingest → the real broker → the event-source-mapping emulator → the process
+//! function → Delta on the S3 endpoint, read back with the independent reader. The run is killed
+//! (SIGKILL, the OS process) in the middle and restarted; the final tables are the same as if it
+//! had never stopped. Lives in the CLI package so Cargo builds the binary it runs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use tweetlake_tests::kafka::{bootstrap, new_topic, produce_raw, read_all};
+use tweetlake_tests::xapi_server::{Pool, TOKEN, XApiServer};
+use tweetlake_tests::{python, read_table, s3_tables};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart() {
+    let server = XApiServer::start().await;
+    server.set_pool("#brexit", Pool::recorded("events/x-api/brexit.json"));
+    server.set_pool("#kpop", Pool::recorded("events/x-api/kpop.json"));
+    let topic = new_topic("local-e2e", 3).await;
+    // Three malformed records already on the topic: they must end in quarantine with their reasons.
+    produce_raw(&topic, &[b"{not json", br#"{"v":99,"tweet":{"id":"1","text":"x"}}"#, br#"{"v":1,"tweet":{"id":"12","text":"   ","created_at":"2021-09-22T16:37:29.000Z"}}"#]).await;
+    let t = s3_tables("local-e2e");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = bootstrap();
+    let dir_s = dir.path().display().to_string();
+    let url = server.url.clone();
+    let topic_c = topic.clone();
+    let t_c = t.clone();
+    let spawn = move || {
+        Command::new(env!("CARGO_BIN_EXE_tweetlake"))
+            .args(["local", "--no-progress", "--batch-size", "10", "--window-ms", "200", "--dir", &dir_s, "--topic", &topic_c, "--bootstrap", &broker])
+            .envs(t_c.env())
+            .env("TWEETLAKE_X_API_URL", &url)
+            .env("TWEETLAKE_X_BEARER_TOKEN", TOKEN)
+            .env("TWEETLAKE_RULES", "brexit: #brexit\nkpop: #kpop")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tweetlake runs")
+    };
+    let (first_log, second) = tokio::task::spawn_blocking(move || {
+        // First run: killed once five batches are committed.
+        let mut child = spawn();
+        let mut log = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+            let killed = line.starts_with("batch 5:");
+            log.push(line);
+            if killed {
+                child.kill().unwrap();
+                break;
+            }
+        }
+        child.wait().unwrap();
+        // Second run: resumes and finishes.
+        let out = spawn().wait_with_output().unwrap();
+        (log, out)
+    })
+    .await
+    .unwrap();
+    assert!(first_log.iter().any(|l| l.starts_with("batch 5:")), "the first run never got going: {first_log:?}");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert!(err.contains("resuming from the offsets recorded in the table"), "{err}");
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(summary["ingest"]["produced"]["messages"], 0, "the watermark saved by the killed run holds: {summary}");
+    assert!(summary["delivered"]["records"].as_u64().unwrap() < 203, "the restart did not start over: {summary}");
+
+    // Every valid tweet exactly once, with its sentiment; every malformed record quarantined.
+    let tweets = read_table(&t.tweets, &[]);
+    let rows = tweets["rows"].as_array().unwrap();
+    let ids: HashSet<&str> = rows.iter().map(|r| r["tweet_id"].as_str().unwrap()).collect();
+    assert_eq!((rows.len(), ids.len()), (200, 200), "each of the 200 recorded tweets once");
+    assert!(rows.iter().all(|r| ["positive", "neutral", "negative"].contains(&r["sentiment_label"].as_str().unwrap())));
+    let quarantine = read_table(&t.quarantine, &[]);
+    let mut reasons: Vec<&str> = quarantine["rows"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["envelope_version", "json", "text_length"]);
+    // Per-partition offsets recorded: the last offset of each partition in the topic.
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for c in read_all(&topic) {
+        last.insert(c.partition, c.offset);
+    }
+    let apps: Vec<String> = last.keys().map(|p| format!("tweetlake:{topic}:{p}")).collect();
+    let apps_ref: Vec<&str> = apps.iter().map(String::as_str).collect();
+    let txn = &read_table(&t.tweets, &apps_ref)["txn"];
+    for (p, o) in &last {
+        assert_eq!(txn[format!("tweetlake:{topic}:{p}")], *o, "partition {p}");
+    }
+
+    // The report renders: parsed as HTML, the five charts with the right series.
+    let report = dir.path().join("report.html");
+    let check = r#"
+import sys, json
+from html.parser import HTMLParser
+class P(HTMLParser):
+    def __init__(s):
+        super().__init__(); s.figs = {}; s.cur = None
+    def handle_starttag(s, tag, a):
+        a = dict(a)
+        if tag == "figure": s.cur = a["id"]; s.figs[s.cur] = {"series": a.get("data-series", ""), "marks": []}
+        if tag in ("polyline", "rect") and a.get("data-name") and s.cur: s.figs[s.cur]["marks"].append([a["data-name"], a.get("data-value")])
+p = P(); p.feed(open(sys.argv[1]).read()); print(json.dumps(p.figs))
+"#;
+    let out = Command::new(python()).args(["-c", check, report.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let figs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(figs["volume"]["series"], "brexit,kpop");
+    assert_eq!(figs["sentiment"]["series"], "brexit,kpop");
+    assert_eq!(figs["volume"]["marks"].as_array().unwrap().len(), 2, "one line per rule");
+    let label_total: u64 = figs["labels"]["marks"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(label_total, 200);
+    assert_eq!(figs["quarantine"]["series"], "envelope_version,json,text_length");
+    assert!(figs["hashtags"]["series"].as_str().unwrap().split(',').any(|h| h == "brexit"), "{figs}");
+}

@@ -1,0 +1,268 @@
+//! An emulator of Lambda's Kafka event source mapping: polls the topic's partitions, cuts batches by
+//! size, batching window and the 6 MB invocation payload cap, delivers them as MSK-shaped events to
+//! the process function (in-process or over HTTP through `cargo lambda watch`), and moves on only
+//! after the function succeeded — a failed batch is retried. Where it starts reading comes from the
+//! offsets the process function recorded in the Delta table, so a restart neither loses nor repeats.
+
+use base64::Engine;
+use futures::future::BoxFuture;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Lambda's limit on an invocation payload.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// How batches are cut and retried.
+#[derive(Clone, Debug)]
+pub struct EsmSettings {
+    /// Brokers.
+    pub bootstrap: String,
+    /// Topic.
+    pub topic: String,
+    /// Most records per batch (Lambda's `BatchSize`, default 100).
+    pub batch_size: usize,
+    /// Longest wait to fill a batch (`MaximumBatchingWindowInSeconds`).
+    pub window: Duration,
+    /// Invocation payload cap.
+    pub max_payload: usize,
+    /// Attempts of one batch before the emulator gives up (Lambda would stop the mapping's progress).
+    pub attempts: u32,
+}
+
+/// Something that runs the process function on one event.
+pub trait Invoker: Send + Sync {
+    /// Invokes with the event's JSON bytes; returns the function's response.
+    fn invoke(&self, event: Vec<u8>) -> BoxFuture<'_, Result<Value, String>>;
+}
+
+/// The process function's library in this process.
+pub struct InProcess(pub Arc<tweetlake::Processor>);
+
+impl Invoker for InProcess {
+    fn invoke(&self, event: Vec<u8>) -> BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async move {
+            let s = self.0.process_event(event).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(s).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The process function behind a Lambda invoke endpoint (`cargo lambda watch`, or any Invoke API).
+pub struct Http {
+    /// e.g. `http://127.0.0.1:9000/2015-03-31/functions/tweetlake-process/invocations`.
+    pub url: String,
+    /// Client.
+    pub client: reqwest::Client,
+}
+
+impl Invoker for Http {
+    fn invoke(&self, event: Vec<u8>) -> BoxFuture<'_, Result<Value, String>> {
+        Box::pin(async move {
+            let resp = self.client.post(&self.url).body(event).send().await.map_err(|e| e.to_string())?;
+            let failed = resp.headers().contains_key("x-amz-function-error") || !resp.status().is_success();
+            let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+            if failed { Err(body.to_string()) } else { Ok(body) }
+        })
+    }
+}
+
+/// One consumed record, as the event source mapping hands it over.
+#[derive(Clone, Debug)]
+pub struct Record {
+    partition: i32,
+    offset: i64,
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    /// The record's JSON in the event, and its size there.
+    fn to_json(&self, topic: &str) -> Value {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let mut r = json!({
+            "topic": topic, "partition": self.partition, "offset": self.offset,
+            "timestamp": self.timestamp, "timestampType": "CREATE_TIME",
+            // Lambda sends header values as Java (signed) bytes.
+            "headers": self.headers.iter().map(|(k, v)| json!({ k: v.iter().map(|b| *b as i8).collect::<Vec<i8>>() })).collect::<Vec<_>>(),
+        });
+        if let Some(k) = &self.key {
+            r["key"] = json!(b64(k));
+        }
+        if let Some(v) = &self.value {
+            r["value"] = json!(b64(v));
+        }
+        r
+    }
+}
+
+/// Builds the MSK event for `records` of `topic`, grouped by `topic-partition` as Lambda does.
+pub fn msk_event(topic: &str, bootstrap: &str, records: &[Record]) -> Vec<u8> {
+    let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in records {
+        grouped.entry(format!("{topic}-{}", r.partition)).or_default().push(r.to_json(topic));
+    }
+    serde_json::to_vec(&json!({
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:local:000000000000:cluster/tweetlake-local/emulated",
+        "bootstrapServers": bootstrap,
+        "records": grouped,
+    }))
+    .expect("event serializes")
+}
+
+/// Progress after each delivered batch.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct EsmProgress {
+    /// Batches delivered successfully.
+    pub batches: usize,
+    /// Records delivered.
+    pub records: usize,
+    /// Failed invocations that were retried.
+    pub retries: usize,
+    /// Sum of the function's `rows_written`.
+    pub rows_written: usize,
+    /// Sum of `duplicates_in_batch` + `duplicates_in_window` + `redelivered_skipped`.
+    pub duplicates_skipped: usize,
+    /// Sum of `quarantined` per rule.
+    pub quarantined: BTreeMap<String, usize>,
+    /// Next offset to read per partition.
+    pub positions: BTreeMap<i32, i64>,
+}
+
+impl EsmProgress {
+    fn add(&mut self, summary: &Value) {
+        let n = |k: &str| summary[k].as_u64().unwrap_or(0) as usize;
+        self.rows_written += n("rows_written");
+        self.duplicates_skipped += n("duplicates_in_batch") + n("duplicates_in_window") + n("redelivered_skipped");
+        if let Some(q) = summary["quarantined"].as_object() {
+            for (rule, c) in q {
+                *self.quarantined.entry(rule.clone()).or_default() += c.as_u64().unwrap_or(0) as usize;
+            }
+        }
+    }
+}
+
+/// The emulator for one topic.
+pub struct Esm {
+    settings: EsmSettings,
+    consumer: BaseConsumer,
+    partitions: Vec<i32>,
+}
+
+impl Esm {
+    /// Connects and positions every partition at `start` (partition → next offset; absent = the
+    /// beginning, Lambda's `TRIM_HORIZON`).
+    pub fn new(settings: EsmSettings, start: &BTreeMap<i32, i64>) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap)
+            .set("group.id", "tweetlake-esm")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let md = consumer.fetch_metadata(Some(&settings.topic), Duration::from_secs(10))?;
+        let partitions: Vec<i32> = md.topics().iter().find(|t| t.name() == settings.topic).map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+        anyhow::ensure!(!partitions.is_empty(), "topic {} has no partitions (create it first: tweetlake topic create)", settings.topic);
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            let at = start.get(p).map(|o| Offset::Offset(*o)).unwrap_or(Offset::Beginning);
+            tpl.add_partition_offset(&settings.topic, *p, at)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(Self { settings, consumer, partitions })
+    }
+
+    /// The topic's partitions.
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
+    }
+
+    /// The end offset of every partition now (what "caught up" means).
+    pub fn end_offsets(&self) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let mut out = BTreeMap::new();
+        for p in &self.partitions {
+            out.insert(*p, self.consumer.fetch_watermarks(&self.settings.topic, *p, Duration::from_secs(10))?.1);
+        }
+        Ok(out)
+    }
+
+    /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
+    fn poll_batch(&self) -> anyhow::Result<Vec<Record>> {
+        let started = Instant::now();
+        let mut batch = Vec::new();
+        let mut bytes = 1024;
+        while batch.len() < self.settings.batch_size {
+            let left = self.settings.window.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            let Some(m) = self.consumer.poll(left.min(Duration::from_millis(100))) else { continue };
+            let m = m?;
+            let rec = Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis().unwrap_or(0),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default(),
+            };
+            // Base64 grows a value by 4/3; the record's JSON wrapper adds a little more.
+            let size = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) * 4 / 3 + 256;
+            if !batch.is_empty() && bytes + size > self.settings.max_payload {
+                // Too big for this invocation: read it again first thing next batch.
+                self.consumer.seek(&self.settings.topic, rec.partition, Offset::Offset(rec.offset), Duration::from_secs(10))?;
+                break;
+            }
+            bytes += size;
+            batch.push(rec);
+        }
+        Ok(batch)
+    }
+
+    /// Delivers batches until every partition reaches `until` (or `stop` says so); calls `on_batch`
+    /// after each successful invocation.
+    pub async fn run_until(
+        &self,
+        invoker: &dyn Invoker,
+        until: &BTreeMap<i32, i64>,
+        progress: &mut EsmProgress,
+        stop: &(dyn Fn() -> bool + Sync),
+        on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
+    ) -> anyhow::Result<()> {
+        let done = |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
+        while !done(progress) && !stop() {
+            let batch = self.poll_batch()?;
+            if batch.is_empty() {
+                continue;
+            }
+            let event = msk_event(&self.settings.topic, &self.settings.bootstrap, &batch);
+            let mut attempt = 0;
+            let summary = loop {
+                attempt += 1;
+                match invoker.invoke(event.clone()).await {
+                    Ok(s) => break s,
+                    Err(e) if attempt < self.settings.attempts => {
+                        tracing::warn!(attempt, "process function failed, retrying the batch: {e}");
+                        progress.retries += 1;
+                        tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                    }
+                    Err(e) => anyhow::bail!("process function failed {attempt} times on a batch; stopping without moving past it: {e}"),
+                }
+            };
+            progress.batches += 1;
+            progress.records += batch.len();
+            progress.add(&summary);
+            for r in &batch {
+                let pos = progress.positions.entry(r.partition).or_insert(0);
+                *pos = (*pos).max(r.offset + 1);
+            }
+            on_batch(progress);
+        }
+        Ok(())
+    }
+}

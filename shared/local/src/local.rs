@@ -1,0 +1,143 @@
+//! `tweetlake local`: the whole pipeline on one machine — recorded (or live) tweets → ingest →
+//! the local Kafka broker → the event-source-mapping emulator → the process function → Delta
+//! tables — then a summary and the HTML report.
+
+use crate::esm::{Esm, EsmProgress, EsmSettings, InProcess, MAX_PAYLOAD_BYTES};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tweetlake_ingest::kafka::{KafkaSettings, TopicStatus, create_topic};
+use tweetlake_ingest::msk::AuthMode;
+use tweetlake_ingest::{Ingest, IngestConfig};
+
+/// Options of a local run; `lookup` supplies every function setting (the CLI maps flags onto it).
+pub struct LocalOptions {
+    /// Brokers.
+    pub bootstrap: String,
+    /// Topic (created with `partitions` if missing).
+    pub topic: String,
+    /// Partitions of a new topic.
+    pub partitions: i32,
+    /// Records per invocation.
+    pub batch_size: usize,
+    /// Batching window.
+    pub window: Duration,
+    /// Where to write the HTML report.
+    pub report: PathBuf,
+    /// Show progress bars (a terminal) or one line per batch (logs, tests).
+    pub bars: bool,
+}
+
+/// What landed, printed at the end.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LocalSummary {
+    /// The ingest run's report.
+    pub ingest: serde_json::Value,
+    /// The emulator's totals.
+    pub delivered: EsmProgress,
+    /// Rows now in the tweets table.
+    pub tweets_in_table: u64,
+    /// Rows now in the quarantine table.
+    pub quarantined_in_table: u64,
+    /// Per rule: tweets and mean sentiment score.
+    pub sentiment_per_rule: BTreeMap<String, (u64, f64)>,
+    /// Per label: tweets.
+    pub labels: BTreeMap<String, u64>,
+    /// The report's path.
+    pub report: PathBuf,
+    /// Whether Ctrl-C stopped the run early.
+    pub interrupted: bool,
+}
+
+/// Runs the job. `lookup` reads the ingest and process settings.
+pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + Clone) -> anyhow::Result<LocalSummary> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the current batch (Ctrl-C again to abort)");
+                stop.store(true, Ordering::SeqCst);
+                let _ = tokio::signal::ctrl_c().await;
+                std::process::exit(130);
+            }
+        });
+    }
+    let kafka = KafkaSettings {
+        bootstrap: opts.bootstrap.clone(),
+        auth: AuthMode::Plaintext,
+        scram: None,
+        region: None,
+        compression: "lz4".into(),
+        message_timeout: Duration::from_secs(30),
+    };
+    match create_topic(&kafka, &opts.topic, opts.partitions, 1).await? {
+        TopicStatus::Created { partitions, .. } => eprintln!("topic {} created with {partitions} partitions", opts.topic),
+        TopicStatus::Exists { partitions } => eprintln!("topic {} exists with {partitions} partitions", opts.topic),
+    }
+
+    // 1. Ingest: one run of the ingest function's code, into the topic.
+    let cfg = IngestConfig::from_lookup(lookup.clone())?;
+    let ingest = Ingest::from_config(cfg).await?;
+    let report = ingest.run(chrono::Utc::now() + chrono::Duration::minutes(10)).await?;
+    eprintln!("ingest ({}): {} tweets fetched, {} messages acknowledged by the broker", report.source, report.tweets, report.produced.messages);
+    let ingest_report = serde_json::to_value(&report)?;
+
+    // 2. Process: the emulator delivers the topic to the process function from where the table is.
+    let pcfg = tweetlake::ProcessConfig::from_lookup(lookup.clone())?;
+    let (tweets_uri, quarantine_uri, storage) = (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
+    let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
+    let settings = EsmSettings { bootstrap: opts.bootstrap.clone(), topic: opts.topic.clone(), batch_size: opts.batch_size, window: opts.window, max_payload: MAX_PAYLOAD_BYTES, attempts: 5 };
+    let probe = Esm::new(settings.clone(), &BTreeMap::new())?;
+    let partitions: Vec<i32> = probe.partitions().to_vec();
+    let end = probe.end_offsets()?;
+    drop(probe);
+    let start = processor.next_offsets(&opts.topic, &partitions).await?;
+    let esm = Esm::new(settings, &start)?;
+    let mut progress = EsmProgress { positions: start.clone(), ..Default::default() };
+    let total: i64 = end.iter().map(|(p, e)| e - start.get(p).copied().unwrap_or(0)).sum();
+    eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
+    let bar = if opts.bars { indicatif::ProgressBar::new(total.max(0) as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
+    let bars = opts.bars;
+    let mut delivered = 0usize;
+    let mut on_batch = |p: &EsmProgress| {
+        bar.inc((p.records - delivered) as u64);
+        delivered = p.records;
+        bar.set_message(format!("{} rows, {} duplicates skipped, {} quarantined", p.rows_written, p.duplicates_skipped, p.quarantined.values().sum::<usize>()));
+        if !bars {
+            eprintln!("batch {}: {} records delivered, {} rows written", p.batches, p.records, p.rows_written);
+        }
+    };
+    let stop_flag = Arc::clone(&stop);
+    esm.run_until(&InProcess(Arc::clone(&processor)), &end, &mut progress, &move || stop_flag.load(Ordering::SeqCst), &mut on_batch).await?;
+    bar.finish();
+
+    // 3. What landed, and the report.
+    let data = crate::report::read(&tweets_uri, &quarantine_uri, &storage).await?;
+    if let Some(dir) = opts.report.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&opts.report, crate::report::html(&data, "Tweetlake local run"))?;
+    let sentiment_per_rule = data
+        .per_rule
+        .iter()
+        .map(|(rule, hours)| {
+            let n: u64 = hours.iter().map(|h| h.1).sum();
+            let mean = hours.iter().map(|h| h.1 as f64 * h.2).sum::<f64>() / n.max(1) as f64;
+            (rule.clone(), (n, mean))
+        })
+        .collect();
+    Ok(LocalSummary {
+        ingest: ingest_report,
+        delivered: progress,
+        tweets_in_table: data.tweets,
+        quarantined_in_table: data.quarantined,
+        sentiment_per_rule,
+        labels: data.labels,
+        report: opts.report,
+        interrupted: stop.load(Ordering::SeqCst),
+    })
+}

@@ -1,0 +1,165 @@
+//! The HTML report: reads the tweets and quarantine tables and writes one self-contained page (inline
+//! SVG, no scripts, no network) with tweet volume and mean sentiment over time per rule, label shares,
+//! top hashtags and quarantine reasons. The SVG is written by hand: five simple chart shapes do not
+//! justify a plotting crate, whose text rendering needs system font libraries.
+
+use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::SessionContext;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// What the report shows, as read from the tables.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReportData {
+    /// Rows in the tweets table.
+    pub tweets: u64,
+    /// Rows in the quarantine table.
+    pub quarantined: u64,
+    /// Per rule tag: (hour start, tweets, mean sentiment score), by hour.
+    pub per_rule: BTreeMap<String, Vec<(String, u64, f64)>>,
+    /// Tweets per sentiment label.
+    pub labels: BTreeMap<String, u64>,
+    /// The most used hashtags (lower-cased) and their counts.
+    pub hashtags: Vec<(String, u64)>,
+    /// Quarantined records per quality rule.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+async fn open(uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<DeltaTable> {
+    let url = deltalake::ensure_table_uri(uri)?;
+    let storage = if url.scheme().starts_with("s3") { storage.clone() } else { HashMap::new() };
+    Ok(DeltaTable::try_from_url_with_storage_options(url, storage).await?)
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> anyhow::Result<Vec<Value>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut w = deltalake::arrow::json::ArrayWriter::new(Vec::new());
+    for b in &batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    let bytes = w.into_inner();
+    Ok(if bytes.is_empty() { Vec::new() } else { serde_json::from_slice(&bytes)? })
+}
+
+/// Reads the figures from the tweets and quarantine tables.
+pub async fn read(tweets_uri: &str, quarantine_uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<ReportData> {
+    let ctx = SessionContext::new();
+    ctx.register_table("tweets", Arc::new(open(tweets_uri, storage).await?))?;
+    ctx.register_table("quarantine", Arc::new(open(quarantine_uri, storage).await?))?;
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let mut d = ReportData::default();
+    d.tweets = rows(&ctx, "SELECT count(*) AS n FROM tweets").await?.first().map_or(0, |r| n(r, "n"));
+    d.quarantined = rows(&ctx, "SELECT count(*) AS n FROM quarantine").await?.first().map_or(0, |r| n(r, "n"));
+    let per_hour = "SELECT tag, CAST(date_trunc('hour', created_at) AS VARCHAR) AS hour, count(*) AS n, avg(sentiment_score) AS mean \
+         FROM (SELECT unnest(rule_tags) AS tag, created_at, sentiment_score FROM tweets) GROUP BY tag, hour ORDER BY hour";
+    for r in rows(&ctx, per_hour).await? {
+        d.per_rule.entry(s(&r, "tag")).or_default().push((s(&r, "hour"), n(&r, "n"), r["mean"].as_f64().unwrap_or(0.0)));
+    }
+    for r in rows(&ctx, "SELECT sentiment_label AS label, count(*) AS n FROM tweets GROUP BY 1").await? {
+        d.labels.insert(s(&r, "label"), n(&r, "n"));
+    }
+    let tags = "SELECT lower(h) AS tag, count(*) AS n FROM (SELECT unnest(hashtags) AS h FROM tweets) GROUP BY 1 ORDER BY n DESC, tag LIMIT 15";
+    d.hashtags = rows(&ctx, tags).await?.iter().map(|r| (s(r, "tag"), n(r, "n"))).collect();
+    for r in rows(&ctx, "SELECT rule, count(*) AS n FROM quarantine GROUP BY 1").await? {
+        d.reasons.insert(s(&r, "rule"), n(&r, "n"));
+    }
+    Ok(d)
+}
+
+const COLORS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A line chart: one polyline per series over a shared, ordered set of x labels.
+fn line_chart(id: &str, title: &str, series: &BTreeMap<String, Vec<(String, f64)>>, y_fixed: Option<(f64, f64)>) -> String {
+    let (w, h, l, r, t, b) = (760.0, 300.0, 56.0, 150.0, 30.0, 60.0);
+    let mut xs: Vec<&String> = series.values().flatten().map(|(x, _)| x).collect();
+    xs.sort();
+    xs.dedup();
+    let ys = series.values().flatten().map(|(_, y)| *y);
+    let (lo, hi) = y_fixed.unwrap_or_else(|| (0.0, ys.fold(1.0f64, f64::max)));
+    let px = |i: usize| l + (w - l - r) * if xs.len() > 1 { i as f64 / (xs.len() - 1) as f64 } else { 0.5 };
+    let py = |y: f64| t + (h - t - b) * (1.0 - (y - lo) / (hi - lo).max(1e-9));
+    let names: Vec<&String> = series.keys().collect();
+    let mut s = format!(
+        r#"<figure id="{id}" data-series="{}"><figcaption>{}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"#,
+        esc(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",")),
+        esc(title)
+    );
+    let _ = write!(s, r##"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#444"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="#444"/>"##, h - b, w - r, h - b, h - b);
+    for k in 0..=4 {
+        let y = lo + (hi - lo) * k as f64 / 4.0;
+        let _ = write!(s, r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>"##, l - 4.0, py(y) + 3.0, if hi <= 1.0 { format!("{y:.2}") } else { format!("{y:.0}") });
+    }
+    let step = (xs.len() / 6).max(1);
+    for (i, x) in xs.iter().enumerate().step_by(step) {
+        let _ = write!(s, r#"<text x="{}" y="{}" font-size="9" text-anchor="middle">{}</text>"#, px(i), h - b + 14.0, esc(&x.chars().take(16).collect::<String>()));
+    }
+    for (si, (name, pts)) in series.iter().enumerate() {
+        let c = COLORS[si % COLORS.len()];
+        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{:.1},{:.1}", px(xs.iter().position(|v| *v == x).unwrap_or(0)), py(*y))).collect();
+        let _ = write!(s, r#"<polyline class="series" data-name="{}" fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#, esc(name), path.join(" "));
+        let _ = write!(s, r#"<rect x="{}" y="{}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#, w - r + 10.0, t + 16.0 * si as f64, w - r + 24.0, t + 9.0 + 16.0 * si as f64, esc(name));
+    }
+    s.push_str("</svg></figure>\n");
+    s
+}
+
+/// A horizontal bar chart.
+fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
+    let (w, row, l) = (760.0, 22.0, 200.0);
+    let h = 20.0 + row * bars.len().max(1) as f64;
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
+    let mut s = format!(
+        r#"<figure id="{id}" data-series="{}"><figcaption>{}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img">"#,
+        esc(&bars.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(",")),
+        esc(title)
+    );
+    if bars.is_empty() {
+        s.push_str(r#"<text x="10" y="20" font-size="12">none</text>"#);
+    }
+    for (i, (name, v)) in bars.iter().enumerate() {
+        let y = 10.0 + row * i as f64;
+        let bw = (w - l - 60.0) * *v as f64 / max;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect class="bar" data-name="{}" data-value="{v}" x="{l}" y="{y}" width="{bw:.1}" height="{}" fill="{}"/><text x="{}" y="{}" font-size="11">{v}</text>"#,
+            l - 6.0,
+            y + 13.0,
+            esc(name),
+            esc(name),
+            row - 6.0,
+            COLORS[i % COLORS.len()],
+            l + bw + 4.0,
+            y + 13.0
+        );
+    }
+    s.push_str("</svg></figure>\n");
+    s
+}
+
+/// The self-contained HTML page.
+pub fn html(d: &ReportData, title: &str) -> String {
+    let volume: BTreeMap<String, Vec<(String, f64)>> = d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, n, _)| (x.clone(), *n as f64)).collect())).collect();
+    let mean: BTreeMap<String, Vec<(String, f64)>> = d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, _, m)| (x.clone(), *m)).collect())).collect();
+    let mut page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
+        t = esc(title)
+    );
+    let _ = write!(page, "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>\n", d.tweets, d.quarantined, d.per_rule.len());
+    page += &line_chart("volume", "Tweets per hour, per rule", &volume, None);
+    page += &line_chart("sentiment", "Mean sentiment score per hour, per rule (0 negative … 1 positive)", &mean, Some((0.0, 1.0)));
+    let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    page += &bar_chart("labels", "Sentiment label shares", &labels);
+    page += &bar_chart("hashtags", "Top hashtags", &d.hashtags);
+    let reasons: Vec<(String, u64)> = d.reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    page += &bar_chart("quarantine", "Quarantined records per quality rule", &reasons);
+    page += "</body></html>\n";
+    page
+}
