@@ -124,3 +124,10 @@ pub async fn produce_raw(topic: &str, values: &[&[u8]]) {
         p.send(FutureRecord::<(), [u8]>::to(topic).payload(v), Duration::from_secs(10)).await.expect("acknowledged");
     }
 }
+
+/// The end offset (one past the last record) of every partition of `topic`.
+pub fn end_offsets(topic: &str) -> std::collections::BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("consumer");
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    md.topics()[0].partitions().iter().map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1)).collect()
+}

@@ -153,42 +153,39 @@ impl EsmProgress {
 pub struct Esm {
     settings: EsmSettings,
     consumer: BaseConsumer,
-    partitions: Vec<i32>,
+}
+
+fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    // Positions live in the Delta table, not in a consumer group: nothing is committed to Kafka.
+    Ok(ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "tweetlake-esm").set("enable.auto.commit", "false").create()?)
+}
+
+/// The topic's partitions and the end offset of each now (what "caught up" means), read with a
+/// consumer of its own: nothing assigned, so the broker answers the offset requests at once.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let c = consumer(bootstrap)?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (create it first: tweetlake topic create)");
+    let mut out = BTreeMap::new();
+    for p in partitions {
+        out.insert(p, c.fetch_watermarks(topic, p, Duration::from_secs(10))?.1);
+    }
+    Ok(out)
 }
 
 impl Esm {
-    /// Connects and positions every partition at `start` (partition → next offset; absent = the
-    /// beginning, Lambda's `TRIM_HORIZON`).
-    pub fn new(settings: EsmSettings, start: &BTreeMap<i32, i64>) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap)
-            .set("group.id", "tweetlake-esm")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let md = consumer.fetch_metadata(Some(&settings.topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = md.topics().iter().find(|t| t.name() == settings.topic).map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
-        anyhow::ensure!(!partitions.is_empty(), "topic {} has no partitions (create it first: tweetlake topic create)", settings.topic);
+    /// Connects and positions every partition of `partitions` at `start` (partition → next offset;
+    /// absent = the beginning, Lambda's `TRIM_HORIZON`).
+    pub fn new(settings: EsmSettings, partitions: &[i32], start: &BTreeMap<i32, i64>) -> anyhow::Result<Self> {
+        let consumer = consumer(&settings.bootstrap)?;
         let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
+        for p in partitions {
             let at = start.get(p).map(|o| Offset::Offset(*o)).unwrap_or(Offset::Beginning);
             tpl.add_partition_offset(&settings.topic, *p, at)?;
         }
         consumer.assign(&tpl)?;
-        Ok(Self { settings, consumer, partitions })
-    }
-
-    /// The topic's partitions.
-    pub fn partitions(&self) -> &[i32] {
-        &self.partitions
-    }
-
-    /// The end offset of every partition now (what "caught up" means).
-    pub fn end_offsets(&self) -> anyhow::Result<BTreeMap<i32, i64>> {
-        let mut out = BTreeMap::new();
-        for p in &self.partitions {
-            out.insert(*p, self.consumer.fetch_watermarks(&self.settings.topic, *p, Duration::from_secs(10))?.1);
-        }
-        Ok(out)
+        Ok(Self { settings, consumer })
     }
 
     /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.

@@ -2,7 +2,7 @@
 //! the local Kafka broker → the event-source-mapping emulator → the process function → Delta
 //! tables — then a summary and the HTML report.
 
-use crate::esm::{Esm, EsmProgress, EsmSettings, InProcess, MAX_PAYLOAD_BYTES};
+use crate::esm::{Esm, EsmProgress, EsmSettings, InProcess, MAX_PAYLOAD_BYTES, end_offsets};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,9 +73,13 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
         compression: "lz4".into(),
         message_timeout: Duration::from_secs(30),
     };
-    match create_topic(&kafka, &opts.topic, opts.partitions, 1).await? {
-        TopicStatus::Created { partitions, .. } => eprintln!("topic {} created with {partitions} partitions", opts.topic),
-        TopicStatus::Exists { partitions } => eprintln!("topic {} exists with {partitions} partitions", opts.topic),
+    // An existing topic is read from metadata; the Admin API is only needed to create one.
+    match end_offsets(&opts.bootstrap, &opts.topic) {
+        Ok(parts) => eprintln!("topic {} exists with {} partitions", opts.topic, parts.len()),
+        Err(_) => match create_topic(&kafka, &opts.topic, opts.partitions, 1).await? {
+            TopicStatus::Created { partitions, .. } => eprintln!("topic {} created with {partitions} partitions", opts.topic),
+            TopicStatus::Exists { partitions } => eprintln!("topic {} exists with {partitions} partitions", opts.topic),
+        },
     }
 
     // 1. Ingest: one run of the ingest function's code, into the topic.
@@ -90,12 +94,10 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let (tweets_uri, quarantine_uri, storage) = (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
     let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
     let settings = EsmSettings { bootstrap: opts.bootstrap.clone(), topic: opts.topic.clone(), batch_size: opts.batch_size, window: opts.window, max_payload: MAX_PAYLOAD_BYTES, attempts: 5 };
-    let probe = Esm::new(settings.clone(), &BTreeMap::new())?;
-    let partitions: Vec<i32> = probe.partitions().to_vec();
-    let end = probe.end_offsets()?;
-    drop(probe);
+    let end = end_offsets(&opts.bootstrap, &opts.topic)?;
+    let partitions: Vec<i32> = end.keys().copied().collect();
     let start = processor.next_offsets(&opts.topic, &partitions).await?;
-    let esm = Esm::new(settings, &start)?;
+    let esm = Esm::new(settings, &partitions, &start)?;
     let mut progress = EsmProgress { positions: start.clone(), ..Default::default() };
     let total: i64 = end.iter().map(|(p, e)| e - start.get(p).copied().unwrap_or(0)).sum();
     eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");

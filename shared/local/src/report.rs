@@ -8,7 +8,6 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Arc;
 
 /// What the report shows, as read from the tables.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -47,8 +46,11 @@ async fn rows(ctx: &SessionContext, sql: &str) -> anyhow::Result<Vec<Value>> {
 /// Reads the figures from the tweets and quarantine tables.
 pub async fn read(tweets_uri: &str, quarantine_uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<ReportData> {
     let ctx = SessionContext::new();
-    ctx.register_table("tweets", Arc::new(open(tweets_uri, storage).await?))?;
-    ctx.register_table("quarantine", Arc::new(open(quarantine_uri, storage).await?))?;
+    for (name, uri) in [("tweets", tweets_uri), ("quarantine", quarantine_uri)] {
+        let table = open(uri, storage).await?;
+        table.update_datafusion_session(&ctx.state())?;
+        ctx.register_table(name, table.table_provider().await?)?;
+    }
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let mut d = ReportData::default();
