@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tweetlake/target}
+# Keep the shared build cache bounded: every build leaves new test executables and incremental state
+# behind (the cache once filled the disk). Dependencies' compiled libraries stay, so this costs relinking.
+if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 * 1024 * 1024 )); then
+  echo "pruning $CARGO_TARGET_DIR (over 40 GB)" >&2
+  rm -rf "$CARGO_TARGET_DIR"/*/incremental
+  find "$CARGO_TARGET_DIR"/*/deps -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' ! -name '*.d' -delete
+fi
 eval "$(infra/local/stack.sh up)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -27,7 +27,22 @@ STAMP=$VENV/.tweetlake-pins
 
 log() { echo "stack: $*" >&2; }
 
+# Debian packages the workspace build needs: librdkafka is compiled from source (cmake) against the
+# system OpenSSL, and its build wants the curl headers.
+DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev)
+
+install_debs() {
+  local missing=()
+  for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  log "installing ${missing[*]}"
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}
+
 install() {
+  install_debs
   mkdir -p "$TOOLS"
   [[ -x $VENV/bin/python ]] || { log "creating venv in $VENV"; python3 -m venv "$VENV"; }
   if [[ ! -f $STAMP || $(cat "$STAMP") != "${PIP_PINS[*]}" ]]; then
@@ -57,9 +72,12 @@ up_broker() {
   # Durable SQLite storage, in its own folder; the sqlite URL is relative to the working directory.
   mkdir -p "$TOOLS/broker"
   log "starting tansu broker on 127.0.0.1:$KAFKA_PORT"
-  (cd "$TOOLS/broker" && nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db > ../tansu.log 2>&1 &
-    echo $! > ../tansu.pid)
+  # `exec` makes the background subshell become the broker, so nothing is left holding this script's
+  # stdout (which `eval "$(stack.sh up)"` reads to the end).
+  (cd "$TOOLS/broker" && exec nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db \
+    > ../tansu.log 2>&1 < /dev/null) &
+  echo $! > "$TOOLS/tansu.pid"
   for _ in $(seq 1 100); do broker_ready && break; sleep 0.2; done
   broker_ready || { log "broker did not start; see $TOOLS/tansu.log"; exit 1; }
 }
@@ -96,7 +114,10 @@ export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 EOV
-  if [[ $BROKER == 1 ]]; then echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"; fi
+  if [[ $BROKER == 1 ]]; then
+    echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
+    echo "export TWEETLAKE_TANSU=$TANSU"
+  fi
 }
 
 case "${1:-}" in

@@ -115,19 +115,59 @@ pub fn as_event(records: &[Consumed]) -> Vec<u8> {
     crate::event(&recs)
 }
 
-/// Produces raw values (no key) to `topic`, waiting for each acknowledgement: malformed records for
-/// the quarantine path.
-pub async fn produce_raw(topic: &str, values: &[&[u8]]) {
+/// Produces raw values (no key) to `topic` on the broker at `bootstrap`, waiting for each
+/// acknowledgement: malformed records for the quarantine path.
+pub async fn produce_raw(bootstrap: &str, topic: &str, values: &[&[u8]]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap()).set("acks", "all").create().expect("producer");
+    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
     for v in values {
         p.send(FutureRecord::<(), [u8]>::to(topic).payload(v), Duration::from_secs(10)).await.expect("acknowledged");
     }
 }
 
-/// The end offset (one past the last record) of every partition of `topic`.
-pub fn end_offsets(topic: &str) -> std::collections::BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("consumer");
+/// The end offset (one past the last record) of every partition of `topic` on `bootstrap`.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     md.topics()[0].partitions().iter().map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1)).collect()
+}
+
+/// A broker of the test's own: Tansu on a free port with SQLite storage in a temporary folder, for a
+/// test that kills clients mid-request. (After a client is SIGKILLed mid-fetch, Tansu 0.6 answered
+/// other clients' fetches late for minutes; a private broker keeps that away from the other tests.)
+pub struct OwnBroker {
+    /// `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    /// Starts the broker the local stack installed and waits until it accepts connections.
+    pub fn start() -> Self {
+        let tansu = std::env::var("TWEETLAKE_TANSU").unwrap_or_else(|_| format!("{}/.cache/tweetlake/tansu/bin/tansu", std::env::var("HOME").expect("HOME")));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tansu} starts (infra/local/stack.sh up installs it): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "own broker did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { bootstrap: format!("127.0.0.1:{port}"), child, _dir: dir }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -79,6 +79,11 @@ impl LocalLambda {
         me
     }
 
+    /// The emulator's Invoke API URL for the attached function (what `cargo lambda invoke` calls).
+    pub fn invoke_url(&self) -> String {
+        format!("http://127.0.0.1:{}/2015-03-31/functions/{ATTACHED}/invocations", self.port)
+    }
+
     /// Invokes the function with `events/{event}` and returns its JSON response; panics with the
     /// function's error if it failed.
     pub fn invoke(&self, event: &str) -> serde_json::Value {

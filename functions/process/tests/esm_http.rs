@@ -1,0 +1,59 @@
+//! The event-source-mapping emulator delivering a real topic to the process function over HTTP, the
+//! way `cargo lambda watch` serves it: batches cut by size, offsets recorded by the function, and a
+//! restarted emulator that resumes from the table without delivering anything twice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tweetlake_local::esm::{Esm, EsmProgress, EsmSettings, Http, MAX_PAYLOAD_BYTES, end_offsets};
+use tweetlake_tests::kafka::{bootstrap, new_topic, produce_raw};
+use tweetlake_tests::lambda::LocalLambda;
+use tweetlake_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_from_the_table() {
+    let topic = new_topic("esm-http", 2).await;
+    let good: Vec<Vec<u8>> = (0..30).map(|i| envelope(&format!("{}", 1_700_000_000_000_000_000u64 + i), "what a lovely day", "2026-11-27T10:00:00.000Z", "esm")).collect();
+    let mut values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    values.push(b"{oops");
+    values.push(br#"{"v":1,"tweet":{"id":"abc","text":"x","created_at":"2026-11-27T10:00:00.000Z"}}"#);
+    produce_raw(&bootstrap(), &topic, &values).await;
+    let t = s3_tables("esm-http");
+    let broker = bootstrap();
+    let settings = EsmSettings { bootstrap: broker.clone(), topic: topic.clone(), batch_size: 8, window: Duration::from_millis(300), max_payload: MAX_PAYLOAD_BYTES, attempts: 3 };
+    let end = end_offsets(&broker, &topic).unwrap();
+    let partitions: Vec<i32> = end.keys().copied().collect();
+
+    let f = tokio::task::spawn_blocking({
+        let env: Vec<(&'static str, String)> = t.env().iter().map(|(k, v)| (*k, v.to_string())).collect();
+        move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process"), &env)
+        }
+    })
+    .await
+    .unwrap();
+    let invoker = Http { url: f.invoke_url(), client: reqwest::Client::new() };
+    // The emulator needs a moment to register the attached function.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let esm = Esm::new(settings.clone(), &partitions, &BTreeMap::new()).unwrap();
+    let mut progress = EsmProgress::default();
+    esm.run_until(&invoker, &end, &mut progress, &|| false, &mut |_| {}).await.unwrap();
+    assert_eq!(progress.records, 32, "{progress:?}");
+    assert!(progress.batches >= 4, "batches of at most 8: {progress:?}");
+    assert_eq!(progress.rows_written, 30);
+    assert_eq!(progress.quarantined.values().sum::<usize>(), 2);
+
+    let tweets = read_table(&t.tweets, &[]);
+    assert_eq!(tweets["rows"].as_array().unwrap().len(), 30);
+    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 2);
+
+    // A new emulator starts where the table says: nothing left to deliver.
+    let p = processor(&t, &[]).await;
+    let start = p.next_offsets(&topic, &partitions).await.unwrap();
+    assert_eq!(start, end.iter().filter(|(_, e)| **e > 0).map(|(k, v)| (*k, *v)).collect::<BTreeMap<_, _>>());
+    let again = Esm::new(settings, &partitions, &start).unwrap();
+    let mut p2 = EsmProgress { positions: start.clone(), ..Default::default() };
+    again.run_until(&invoker, &end, &mut p2, &|| false, &mut |_| {}).await.unwrap();
+    assert_eq!(p2.records, 0);
+    drop(f);
+}
