@@ -144,12 +144,12 @@ async fn rate_limits_and_the_deadline_cut_a_run_short_and_the_next_run_fills_the
     let clock = ManualClock::new(t0);
     let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &format!("brexit: {BREXIT}"))]).await.unwrap().with_clock(Arc::new(clock.clone()));
 
-    // A 429 whose reset is 2 s away (waited out), one page, then a 503 whose 1 s retry wait would
-    // reach into the deadline's 10 s margin: the run stops, keeps what it has and records a gap.
-    server.fail_next_searches([Fault::RateLimited { reset: (t0 + CDuration::seconds(2)).timestamp() }, Fault::Pass, Fault::Status(503)]);
+    // A 429 whose reset is 32 s away (waited out), one page, then a 503 whose 1 s retry wait would
+    // reach into the deadline's 10 s margin (43 s away): the run stops, keeps what it has, records a gap.
+    server.fail_next_searches([Fault::RateLimited { reset: (t0 + CDuration::seconds(32)).timestamp() }, Fault::Pass, Fault::Status(503)]);
     server.rate_window(2, (t0 + CDuration::hours(1)).timestamp());
-    let r1 = run.run(t0 + CDuration::seconds(13)).await.unwrap();
-    assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)], "waited for the rate-limit reset, not into the margin");
+    let r1 = run.run(t0 + CDuration::seconds(43)).await.unwrap();
+    assert_eq!(clock.sleeps(), vec![Duration::from_secs(32)], "waited for the rate-limit reset, not into the margin");
     assert_eq!(r1.rules[0].pages, 1);
     assert!(!r1.rules[0].complete);
     assert!(r1.left[0].contains("HTTP 503") && r1.left[0].contains("deadline"), "{:?}", r1.left);
