@@ -57,3 +57,42 @@ async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_fr
     assert_eq!(p2.records, 0);
     drop(f);
 }
+
+/// Fails the first invocation, then delegates: the batch must be retried, not skipped.
+struct FailsOnce {
+    inner: tweetlake_local::esm::InProcess,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl tweetlake_local::esm::Invoker for FailsOnce {
+    fn invoke(&self, event: Vec<u8>) -> futures::future::BoxFuture<'_, Result<serde_json::Value, String>> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async { Err("injected failure".to_owned()) });
+        }
+        self.inner.invoke(event)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_retries_a_failed_batch_and_cuts_batches_at_the_payload_cap() {
+    use tweetlake_local::esm::Invoker;
+    let topic = new_topic("esm-cap", 1).await;
+    let good: Vec<Vec<u8>> = (0..40).map(|i| envelope(&format!("{}", 1_710_000_000_000_000_000u64 + i), "a fine day for a test", "2026-11-27T10:00:00.000Z", "cap")).collect();
+    let values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    produce_raw(&bootstrap(), &topic, &values).await;
+    let t = local_tables();
+    let p = std::sync::Arc::new(processor(&t, &[]).await);
+    let one = good[0].len() * 4 / 3 + 256;
+    // A payload cap of about five records, far below the batch size of 100.
+    let settings = EsmSettings { bootstrap: bootstrap(), topic: topic.clone(), batch_size: 100, window: Duration::from_millis(500), max_payload: 1024 + 5 * one, attempts: 3 };
+    let end = end_offsets(&bootstrap(), &topic).unwrap();
+    let esm = Esm::new(settings, &[0], &BTreeMap::new()).unwrap();
+    let invoker = FailsOnce { inner: tweetlake_local::esm::InProcess(p), failed: false.into() };
+    let mut progress = EsmProgress::default();
+    esm.run_until(&invoker as &dyn Invoker, &end, &mut progress, &|| false, &mut |_| {}).await.unwrap();
+    assert_eq!(progress.retries, 1, "{progress:?}");
+    assert_eq!(progress.records, 40);
+    assert_eq!(progress.batches, 8, "40 records at 5 per capped batch: {progress:?}");
+    assert_eq!(progress.rows_written, 40, "the failed batch was delivered again, nothing skipped or repeated");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 40);
+}
