@@ -451,14 +451,7 @@ fn main() -> Result<()> {
         }),
         #[cfg(feature = "pipeline")]
         Command::Topic(TopicCommand::Create { name, partitions, replication_factor, bootstrap }) => {
-            let settings = tweetlake_ingest::kafka::KafkaSettings {
-                bootstrap,
-                auth: tweetlake_ingest::msk::AuthMode::Plaintext,
-                scram: None,
-                region: None,
-                compression: "none".into(),
-                message_timeout: std::time::Duration::from_secs(30),
-            };
+            let settings = tweetlake_ingest::kafka::KafkaSettings::plaintext(&bootstrap);
             let status = tokio::runtime::Runtime::new()?.block_on(tweetlake_ingest::kafka::create_topic(&settings, &name, partitions, replication_factor))?;
             match &status {
                 tweetlake_ingest::kafka::TopicStatus::Created { .. } => eprintln!("topic {name} created"),

@@ -9,7 +9,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tweetlake_ingest::kafka::{KafkaSettings, create_topic};
-use tweetlake_ingest::msk::AuthMode;
 
 /// The broker's bootstrap address; fails loudly when the local stack did not start it.
 pub fn bootstrap() -> String {
@@ -18,16 +17,9 @@ pub fn bootstrap() -> String {
     })
 }
 
-/// Plaintext settings for the local broker.
+/// Plaintext settings for the local broker, with a 10 s acknowledgement timeout.
 pub fn settings(bootstrap: &str) -> KafkaSettings {
-    KafkaSettings {
-        bootstrap: bootstrap.to_owned(),
-        auth: AuthMode::Plaintext,
-        scram: None,
-        region: None,
-        compression: "lz4".into(),
-        message_timeout: Duration::from_secs(10),
-    }
+    KafkaSettings { message_timeout: Duration::from_secs(10), ..KafkaSettings::plaintext(bootstrap) }
 }
 
 static TOPICS: AtomicUsize = AtomicUsize::new(0);

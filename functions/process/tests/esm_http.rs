@@ -52,7 +52,7 @@ async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_fr
     let start = p.next_offsets(&topic, &partitions).await.unwrap();
     assert_eq!(start, end.iter().filter(|(_, e)| **e > 0).map(|(k, v)| (*k, *v)).collect::<BTreeMap<_, _>>());
     let again = Esm::new(settings, &partitions, &start).unwrap();
-    let mut p2 = EsmProgress { positions: start.clone(), ..Default::default() };
+    let mut p2 = EsmProgress::default();
     again.run_until(&invoker, &end, &mut p2, &|| false, &mut |_| {}).await.unwrap();
     assert_eq!(p2.records, 0);
     drop(f);

@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 use tweetlake::envelope::{ENVELOPE_VERSION, TweetMessage};
@@ -68,6 +68,18 @@ impl ClientContext for Context {
 }
 
 impl KafkaSettings {
+    /// Plaintext, lz4, 30 s acknowledgement timeout: the local broker (topic tool, local run, tests).
+    pub fn plaintext(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            auth: AuthMode::Plaintext,
+            scram: None,
+            region: None,
+            compression: "lz4".into(),
+            message_timeout: Duration::from_secs(30),
+        }
+    }
+
     fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap).set("client.id", "tweetlake-ingest");
@@ -212,10 +224,4 @@ pub async fn create_topic(settings: &KafkaSettings, topic: &str, partitions: i32
         Some(Err((_, code))) => Err(Error::Kafka(format!("create topic {topic}: {code}"))),
         None => Err(Error::Kafka(format!("create topic {topic}: no result from the broker"))),
     }
-}
-
-/// Sanity check used at start: the producer can see the topic (fails fast on a wrong bootstrap).
-pub fn topic_partitions(p: &KafkaProducer, wait: Duration) -> Result<usize, Error> {
-    let md = p.producer.client().fetch_metadata(Some(&p.topic), wait).map_err(|e| Error::Kafka(format!("metadata for {}: {e}", p.topic)))?;
-    Ok(md.topics().iter().find(|t| t.name() == p.topic).map(|t| t.partitions().len()).unwrap_or(0))
 }

@@ -152,6 +152,17 @@ pub enum Answer<T> {
     Unavailable { status: u16, detail: String },
 }
 
+impl<T> Answer<T> {
+    /// The value, or the 429/5xx as an error: for calls that have no back-off of their own.
+    fn ok_or_api(self, endpoint: &'static str) -> Result<T, Error> {
+        match self {
+            Answer::Ok(v, _) => Ok(v),
+            Answer::RateLimited(_) => Err(Error::Api { endpoint, status: 429, detail: "rate limited".into() }),
+            Answer::Unavailable { status, detail } => Err(Error::Api { endpoint, status, detail }),
+        }
+    }
+}
+
 /// Where recent-search pages come from: the X API, or recorded responses ([`crate::replay`]).
 pub trait SearchSource: Send + Sync {
     /// Fetches one page.
@@ -264,11 +275,7 @@ impl XClient {
                 req = req.query(&[("pagination_token", t.as_str())]);
             }
             let resp = req.send().await.map_err(|e| transport("stream rules", e))?;
-            let page: Page = match Self::answer("stream rules", resp).await? {
-                Answer::Ok(p, _) => p,
-                Answer::RateLimited(_) => return Err(Error::Api { endpoint: "stream rules", status: 429, detail: "rate limited".into() }),
-                Answer::Unavailable { status, detail } => return Err(Error::Api { endpoint: "stream rules", status, detail }),
-            };
+            let page: Page = Self::answer("stream rules", resp).await?.ok_or_api("stream rules")?;
             out.extend(page.data);
             token = page.meta.and_then(|m| m.next_token);
             if token.is_none() {
@@ -292,15 +299,13 @@ impl XClient {
             .send()
             .await
             .map_err(|e| transport("stream rules", e))?;
-        match Self::answer::<Resp>("stream rules", resp).await? {
-            Answer::Ok(r, _) if r.errors.is_empty() => Ok(()),
-            Answer::Ok(r, _) => {
-                let e = &r.errors[0];
+        let r = Self::answer::<Resp>("stream rules", resp).await?.ok_or_api("stream rules")?;
+        match r.errors.first() {
+            None => Ok(()),
+            Some(e) => {
                 let tag = e.get("value").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
                 Err(Error::Rule { tag, message: format!("rejected by X: {}", e.get("title").or(e.get("detail")).map(|v| v.to_string()).unwrap_or_default()) })
             }
-            Answer::RateLimited(_) => Err(Error::Api { endpoint: "stream rules", status: 429, detail: "rate limited".into() }),
-            Answer::Unavailable { status, detail } => Err(Error::Api { endpoint: "stream rules", status, detail }),
         }
     }
 

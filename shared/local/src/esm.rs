@@ -83,7 +83,7 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record's JSON in the event, and its size there.
+    /// The record's JSON in the event.
     fn to_json(&self, topic: &str) -> Value {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let mut r = json!({
@@ -153,6 +153,7 @@ impl EsmProgress {
 pub struct Esm {
     settings: EsmSettings,
     consumer: BaseConsumer,
+    start: BTreeMap<i32, i64>,
 }
 
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
@@ -185,7 +186,7 @@ impl Esm {
             tpl.add_partition_offset(&settings.topic, *p, at)?;
         }
         consumer.assign(&tpl)?;
-        Ok(Self { settings, consumer })
+        Ok(Self { settings, consumer, start: start.clone() })
     }
 
     /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
@@ -231,6 +232,10 @@ impl Esm {
         stop: &(dyn Fn() -> bool + Sync),
         on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
     ) -> anyhow::Result<()> {
+        // Partitions not read yet stand where the emulator started them.
+        for (p, o) in &self.start {
+            progress.positions.entry(*p).or_insert(*o);
+        }
         let done = |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
         while !done(progress) && !stop() {
             let batch = self.poll_batch()?;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tweetlake_ingest::kafka::{KafkaSettings, TopicStatus, create_topic};
-use tweetlake_ingest::msk::AuthMode;
 use tweetlake_ingest::{Ingest, IngestConfig};
 
 /// Options of a local run; `lookup` supplies every function setting (the CLI maps flags onto it).
@@ -65,14 +64,7 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
             }
         });
     }
-    let kafka = KafkaSettings {
-        bootstrap: opts.bootstrap.clone(),
-        auth: AuthMode::Plaintext,
-        scram: None,
-        region: None,
-        compression: "lz4".into(),
-        message_timeout: Duration::from_secs(30),
-    };
+    let kafka = KafkaSettings::plaintext(&opts.bootstrap);
     // An existing topic is read from metadata; the Admin API is only needed to create one.
     match end_offsets(&opts.bootstrap, &opts.topic) {
         Ok(parts) => eprintln!("topic {} exists with {} partitions", opts.topic, parts.len()),
@@ -98,7 +90,7 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let partitions: Vec<i32> = end.keys().copied().collect();
     let start = processor.next_offsets(&opts.topic, &partitions).await?;
     let esm = Esm::new(settings, &partitions, &start)?;
-    let mut progress = EsmProgress { positions: start.clone(), ..Default::default() };
+    let mut progress = EsmProgress::default();
     let total: i64 = end.iter().map(|(p, e)| e - start.get(p).copied().unwrap_or(0)).sum();
     eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
     let bar = if opts.bars { indicatif::ProgressBar::new(total.max(0) as u64) } else { indicatif::ProgressBar::hidden() };
