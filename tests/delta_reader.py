@@ -68,6 +68,8 @@ def read(uri, app_ids):
         "protocol": {"reader": p.min_reader_version, "writer": p.min_writer_version},
         "partition_columns": dt.metadata().partition_columns,
         "schema": {f.name: str(f.type) for f in table.schema},
+        # The schema as the Delta log records it (what Athena and Spark read), in column order.
+        "delta_schema": json.loads(dt.schema().to_json())["fields"],
         "rows": rows,
         "txn": {a: dt.transaction_version(a) for a in app_ids},
         "files": len(dt.file_uris()),

@@ -332,6 +332,26 @@ async fn replay_feeds_the_same_path_from_recorded_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_created_at_start_when_partitions_are_set() {
+    // MSK does not create topics on first use; the deployed function is told the partitions instead.
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("created-{}-{}", std::process::id(), Utc::now().timestamp_micros() % 1_000_000);
+    let wm = dir.path().join("wm.json");
+    let server = XApiServer::start().await;
+    let pages = tweetlake_tests::repo_root().join("events/x-api");
+    let extra = [("TWEETLAKE_REPLAY_PATH", pages.to_str().unwrap()), ("TWEETLAKE_TOPIC_PARTITIONS", "4")];
+    let r = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
+    assert_eq!(r.produced.messages, 200, "{r:?}");
+    let ends = tweetlake_tests::kafka::end_offsets(&bootstrap(), &topic);
+    assert_eq!(ends.len(), 4, "created with 4 partitions: {ends:?}");
+    assert_eq!(ends.values().sum::<i64>(), 200, "every message landed: {ends:?}");
+    // The next cold start finds it and carries on.
+    let again = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
+    assert_eq!(again.produced.messages, 0, "{again:?}");
+    assert_eq!(tweetlake_tests::kafka::end_offsets(&bootstrap(), &topic).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_watermarks_take_conditional_writes_so_overlapping_runs_merge_instead_of_clobbering() {
     use tweetlake_ingest::watermark::{RuleMark, S3Store, Saved, Watermarks, save_merged};
     let bucket = tweetlake_tests::new_bucket("wm");

@@ -11,6 +11,7 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
   rm -rf "$CARGO_TARGET_DIR"/*/incremental
   find "$CARGO_TARGET_DIR"/*/deps -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' ! -name '*.d' -delete
 fi
+infra/local/stack.sh iac
 eval "$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

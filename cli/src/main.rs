@@ -84,6 +84,19 @@ enum Command {
         out: PathBuf,
     },
     #[cfg(feature = "pipeline")]
+    /// Run SQL over the three tables, named as in the Glue catalog (`tweetlake.tweets`, …), so the
+    /// Athena example queries in infra/athena/ run unchanged on a local lake. Prints one JSON row per line.
+    Query {
+        #[command(flatten)]
+        tables: TableArgs,
+        /// The SQL text.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        sql: Option<String>,
+        /// A file holding the SQL (e.g. infra/athena/top_hashtags.sql).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    #[cfg(feature = "pipeline")]
     /// Manage the Kafka topic.
     #[command(subcommand)]
     Topic(TopicCommand),
@@ -447,6 +460,21 @@ fn main() -> Result<()> {
             }
             std::fs::write(&out, tweetlake_local::report::html(&data, "Tweetlake report"))?;
             eprintln!("report written to {}", out.display());
+            Ok(())
+        }),
+        #[cfg(feature = "pipeline")]
+        Command::Query { tables, sql, file } => tokio::runtime::Runtime::new()?.block_on(async {
+            let sql = match (sql, file) {
+                (Some(s), _) => s,
+                (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("--file {}: {e}", f.display()))?,
+                (None, None) => unreachable!("clap requires --sql or --file"),
+            };
+            let cfg = tweetlake::ProcessConfig::from_lookup(tables.lookup())?;
+            let names = [("tweets", cfg.table_uri.as_str()), ("quarantine", cfg.quarantine_uri.as_str()), ("aggregates", cfg.aggregates_uri.as_str())];
+            let ctx = tweetlake_local::query::session(&names, &cfg.storage_options).await?;
+            for row in tweetlake_local::query::rows(&ctx, &sql).await? {
+                println!("{row}");
+            }
             Ok(())
         }),
         #[cfg(feature = "pipeline")]

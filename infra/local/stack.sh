@@ -4,6 +4,8 @@
 #
 #   infra/local/stack.sh install   install the pinned tools if missing (Python venv: moto server, the
 #                                  independent Delta reader, cargo-lambda)
+#   infra/local/stack.sh iac       install the offline template checkers (cfn-lint, checkov, cfn-guard)
+#                                  the tests use; the test command runs it
 #   infra/local/stack.sh up        install, start the S3 endpoint if it is not running, print the
 #                                  environment to use it:  eval "$(infra/local/stack.sh up)"
 #   infra/local/stack.sh down      stop what `up` started
@@ -24,6 +26,13 @@ TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.
 PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3")
 STAMP=$VENV/.tweetlake-pins
+# The offline infrastructure checkers (tests/infra.rs), in a venv of their own: checkov pins its own
+# boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
+IAC_VENV=$TOOLS/iac-venv
+IAC_PINS=("cfn-lint==1.58.0" "checkov==3.3.30")
+IAC_STAMP=$IAC_VENV/.tweetlake-pins
+CFN_GUARD_VERSION=3.2.1
+CFN_GUARD=$TOOLS/cfn-guard/bin/cfn-guard
 
 log() { echo "stack: $*" >&2; }
 
@@ -49,6 +58,19 @@ install() {
     log "installing ${PIP_PINS[*]}"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PIP_PINS[@]}" >&2
     echo "${PIP_PINS[*]}" > "$STAMP"
+  fi
+}
+
+install_iac() {
+  [[ -x $IAC_VENV/bin/python ]] || { log "creating venv in $IAC_VENV"; python3 -m venv "$IAC_VENV"; }
+  if [[ ! -f $IAC_STAMP || $(cat "$IAC_STAMP") != "${IAC_PINS[*]}" ]]; then
+    log "installing ${IAC_PINS[*]}"
+    "$IAC_VENV/bin/pip" install --quiet --disable-pip-version-check "${IAC_PINS[@]}" >&2
+    echo "${IAC_PINS[*]}" > "$IAC_STAMP"
+  fi
+  if [[ ! -x $CFN_GUARD ]] || ! "$CFN_GUARD" --version 2>/dev/null | grep -q "$CFN_GUARD_VERSION"; then
+    log "building cfn-guard $CFN_GUARD_VERSION (a few minutes the first time)"
+    cargo install cfn-guard --version "$CFN_GUARD_VERSION" --locked --root "$TOOLS/cfn-guard" >&2
   fi
 }
 
@@ -121,6 +143,9 @@ export AWS_ALLOW_HTTP=true
 export AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
+export TWEETLAKE_CFN_LINT="$IAC_VENV/bin/cfn-lint"
+export TWEETLAKE_CHECKOV="$IAC_VENV/bin/checkov"
+export TWEETLAKE_CFN_GUARD="$CFN_GUARD"
 EOV
   if [[ $BROKER == 1 ]]; then
     echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
@@ -130,8 +155,9 @@ EOV
 
 case "${1:-}" in
   install) install ;;
+  iac) install_iac ;;
   up) up ;;
   down) down ;;
   env) env_vars ;;
-  *) echo "usage: $0 install|up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|iac|up|down|env" >&2; exit 2 ;;
 esac

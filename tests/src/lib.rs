@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tweetlake::{ProcessConfig, Processor};
 
+pub mod infra;
 pub mod kafka;
 pub mod lambda;
 pub mod xapi_server;

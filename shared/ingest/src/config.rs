@@ -59,6 +59,13 @@ pub enum Bootstrap {
     MskCluster(String),
 }
 
+/// The topic to create when it is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
 /// Everything the ingest function can be told; see the README's configuration table.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
@@ -76,6 +83,9 @@ pub struct IngestConfig {
     pub scram_secret_arn: Option<String>,
     /// `TWEETLAKE_TOPIC` (default `tweets`).
     pub topic: String,
+    /// `TWEETLAKE_TOPIC_PARTITIONS` and `TWEETLAKE_TOPIC_REPLICATION` (default 1): when the partitions
+    /// are set, the run creates the topic at start if it is missing (MSK does not auto-create topics).
+    pub create_topic: Option<TopicSpec>,
     /// `TWEETLAKE_KAFKA_COMPRESSION` (default `lz4`).
     pub compression: String,
     /// `TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS` (default 30000): unacknowledged longer fails the run.
@@ -158,6 +168,13 @@ impl IngestConfig {
             // snappy is left out on purpose: the local broker cannot serve it back.
             return Err(Error::Config { var: "TWEETLAKE_KAFKA_COMPRESSION", message: format!("{compression:?} is not one of none, gzip, lz4, zstd") });
         }
+        let create_topic = match set("TWEETLAKE_TOPIC_PARTITIONS") {
+            None => None,
+            Some(_) => Some(TopicSpec {
+                partitions: parse_setting(&get, "TWEETLAKE_TOPIC_PARTITIONS", 1i32, |v| (1..=10_000).contains(v), "1 to 10000")?,
+                replication_factor: parse_setting(&get, "TWEETLAKE_TOPIC_REPLICATION", 1i32, |v| (1..=10).contains(v), "1 to 10")?,
+            }),
+        };
         let watermark_uri = set("TWEETLAKE_WATERMARK_URI");
         if mode == Mode::RecentSearch && watermark_uri.is_none() {
             return Err(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode: s3://bucket/key or a local file".into() });
@@ -175,6 +192,7 @@ impl IngestConfig {
             auth,
             scram_secret_arn,
             topic: set("TWEETLAKE_TOPIC").unwrap_or_else(|| "tweets".into()),
+            create_topic,
             compression,
             message_timeout: Duration::from_millis(parse_setting(&get, "TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000u64, |v| *v >= 100, "at least 100 ms")?),
             watermark_uri,
@@ -212,7 +230,10 @@ mod tests {
         assert_eq!(c.rules.len(), 1);
         assert_eq!(c.mode, Mode::RecentSearch);
         assert_eq!(c.topic, "tweets");
+        assert_eq!(c.create_topic, None);
         assert!(matches!(c.source, SourceConfig::Api { .. }));
+        let c = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "6"), ("TWEETLAKE_TOPIC_REPLICATION", "3")]].concat()).unwrap();
+        assert_eq!(c.create_topic, Some(TopicSpec { partitions: 6, replication_factor: 3 }));
     }
 
     #[test]
@@ -236,6 +257,7 @@ mod tests {
             ("TWEETLAKE_KAFKA_AUTH", "scram", "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN"),
             ("TWEETLAKE_KAFKA_COMPRESSION", "snappy", "TWEETLAKE_KAFKA_COMPRESSION"),
             ("TWEETLAKE_INGEST_MODE", "firehose", "TWEETLAKE_INGEST_MODE"),
+            ("TWEETLAKE_TOPIC_PARTITIONS", "0", "TWEETLAKE_TOPIC_PARTITIONS"),
         ] {
             let e = with(k, v);
             assert!(e.contains(msg), "{k}={v:?}: {e}");
@@ -247,5 +269,7 @@ mod tests {
         assert!(!e.contains("secret-value-123"), "{e}");
         let e = cfg(&[OK, &[("TWEETLAKE_X_API_URL", "ftp://x")]].concat()).unwrap_err().to_string();
         assert!(e.contains("TWEETLAKE_X_API_URL"));
+        let e = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "3"), ("TWEETLAKE_TOPIC_REPLICATION", "0")]].concat()).unwrap_err().to_string();
+        assert!(e.contains("TWEETLAKE_TOPIC_REPLICATION"), "{e}");
     }
 }

@@ -122,6 +122,10 @@ impl Ingest {
             compression: cfg.compression.clone(),
             message_timeout: cfg.message_timeout,
         };
+        if let Some(spec) = cfg.create_topic {
+            let status = crate::kafka::create_topic(&settings, &cfg.topic, spec.partitions, spec.replication_factor).await?;
+            tracing::info!(topic = %cfg.topic, ?status, "topic checked");
+        }
         let producer = KafkaProducer::new(&settings, &cfg.topic).await?;
         let store: Option<Box<dyn WatermarkStore>> = match &cfg.watermark_uri {
             Some(u) if u.starts_with("s3://") => {

@@ -1,6 +1,8 @@
 //! Tweetlake on one machine: [`esm`] emulates Lambda's Kafka event source mapping, [`local`] runs the
-//! whole pipeline (ingest → broker → process → Delta), [`report`] renders the tables as HTML.
+//! whole pipeline (ingest → broker → process → Delta), [`query`] runs SQL over the tables as Athena
+//! names them, [`report`] renders them as HTML.
 
 pub mod esm;
 pub mod local;
+pub mod query;
 pub mod report;

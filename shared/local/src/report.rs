@@ -3,8 +3,7 @@
 //! top hashtags and quarantine reasons. The SVG is written by hand: five simple chart shapes do not
 //! justify a plotting crate, whose text rendering needs system font libraries.
 
-use deltalake::DeltaTable;
-use deltalake::datafusion::prelude::SessionContext;
+use crate::query::{rows, session};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -26,31 +25,9 @@ pub struct ReportData {
     pub reasons: BTreeMap<String, u64>,
 }
 
-async fn open(uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<DeltaTable> {
-    let url = deltalake::ensure_table_uri(uri)?;
-    let storage = if url.scheme().starts_with("s3") { storage.clone() } else { HashMap::new() };
-    Ok(DeltaTable::try_from_url_with_storage_options(url, storage).await?)
-}
-
-async fn rows(ctx: &SessionContext, sql: &str) -> anyhow::Result<Vec<Value>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut w = deltalake::arrow::json::ArrayWriter::new(Vec::new());
-    for b in &batches {
-        w.write(b)?;
-    }
-    w.finish()?;
-    let bytes = w.into_inner();
-    Ok(if bytes.is_empty() { Vec::new() } else { serde_json::from_slice(&bytes)? })
-}
-
 /// Reads the figures from the tweets and quarantine tables.
 pub async fn read(tweets_uri: &str, quarantine_uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<ReportData> {
-    let ctx = SessionContext::new();
-    for (name, uri) in [("tweets", tweets_uri), ("quarantine", quarantine_uri)] {
-        let table = open(uri, storage).await?;
-        table.update_datafusion_session(&ctx.state())?;
-        ctx.register_table(name, table.table_provider().await?)?;
-    }
+    let ctx = session(&[("tweets", tweets_uri), ("quarantine", quarantine_uri)], storage).await?;
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let mut d = ReportData::default();
