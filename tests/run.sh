@@ -13,6 +13,11 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
 fi
 infra/local/stack.sh iac
 eval "$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)"
+# tests/deploy.rs runs `cargo lambda build --release` for each function. Fat LTO with one codegen unit
+# (Cargo.toml's release profile, for deployments) would cost CI most of an hour on 2 cores; CI checks
+# that the release build and packaging work, with LTO off and parallel codegen.
+export CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-off}
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-16}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Build first (all targets, so the CLI binary the tests spawn is current), then test.

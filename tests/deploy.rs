@@ -1,0 +1,84 @@
+//! Each function as the deployment guide ships it: `cargo lambda build --release` of its own package,
+//! then `cargo lambda deploy --dry` under the function name the template gives it. Checks that the
+//! template's build metadata, function names and code locations agree with the packages, and that each
+//! package yields a Linux executable that cargo-lambda packages for `provided.al2023`.
+//!
+//! The release profile comes from the environment: the test command (`tests/run.sh`) turns off LTO and
+//! raises codegen units to keep CI's cold build in budget; a deployment build keeps Cargo.toml's profile.
+
+use serde_json::Value as Json;
+use std::path::PathBuf;
+use std::process::Command;
+use tweetlake_tests::infra::{sub_text, template};
+use tweetlake_tests::repo_root;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+fn cargo_lambda(args: &[&str]) -> std::process::Output {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .arg("lambda")
+        .args(args)
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo lambda runs (infra/local/stack.sh installs it)")
+}
+
+/// `e_machine` of an ELF executable: 0x3E x86-64, 0xB7 aarch64.
+fn elf_machine(path: &std::path::Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is an ELF executable", path.display());
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+#[test]
+fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name() {
+    let tpl = template();
+    let prefix = tpl["Parameters"]["NamePrefix"]["Default"].as_str().expect("NamePrefix default").to_owned();
+    for (resource, package) in
+        [("IngestFunction", "tweetlake-ingest-function"), ("ProcessFunction", "tweetlake-process"), ("MaintenanceFunction", "tweetlake-maintenance")]
+    {
+        let r = &tpl["Resources"][resource];
+        assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{resource}");
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("BuildProperties.Binary");
+        let name = sub_text(&r["Properties"]["FunctionName"]).replace("${NamePrefix}", &prefix);
+        assert_eq!(name, binary, "{resource}: the function is named after its binary, so `cargo lambda deploy {binary}` updates it");
+        // CodeUri (relative to infra/) is the package that defines the binary.
+        let code_uri = r["Properties"]["CodeUri"].as_str().expect("CodeUri");
+        let manifest = std::fs::read_to_string(repo_root().join("infra").join(code_uri).join("Cargo.toml")).expect("CodeUri holds a Cargo.toml");
+        assert!(manifest.contains(&format!("name = \"{package}\"")), "{resource}: CodeUri {code_uri} is package {package}");
+        let defines_binary = manifest.contains(&format!("name = \"{binary}\"")) || package == binary;
+        assert!(defines_binary, "{resource}: package {package} builds binary {binary}");
+
+        // Built on its own, so the process binary does not pick up the maintenance function's features.
+        let build = cargo_lambda(&["build", "--release", "--compiler", "cargo", "--quiet", "-p", package]);
+        assert!(build.status.success(), "cargo lambda build --release -p {package}: {}", String::from_utf8_lossy(&build.stderr));
+        let bootstrap = target_dir().join("lambda").join(binary).join("bootstrap");
+        let machine = elf_machine(&bootstrap);
+        assert!(machine == 0x3E || machine == 0xB7, "{binary}: a Linux x86-64 or aarch64 executable, e_machine {machine:#x}");
+
+        let dry = cargo_lambda(&[
+            "deploy",
+            "--dry",
+            "--lambda-dir",
+            target_dir().join("lambda").to_str().unwrap(),
+            "--binary-name",
+            binary,
+            "--output-format",
+            "json",
+            &name,
+        ]);
+        assert!(dry.status.success(), "cargo lambda deploy --dry {name}: {}", String::from_utf8_lossy(&dry.stderr));
+        let plan: Json = serde_json::from_slice(&dry.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&dry.stdout)));
+        assert_eq!(plan["kind"], "function", "{plan}");
+        assert_eq!(plan["name"].as_str(), Some(binary), "{plan}");
+        assert_eq!(plan["arch"].as_str(), Some(if machine == 0x3E { "x86_64" } else { "arm64" }), "{plan}");
+        let zip = PathBuf::from(plan["path"].as_str().expect("the packaged archive's path"));
+        let size = std::fs::metadata(&zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display())).len();
+        assert!(size > 1_000_000, "{}: the archive holds the binary ({size} bytes)", zip.display());
+        assert_eq!(plan["files"], serde_json::json!(["bootstrap"]), "the archive holds the bootstrap executable: {plan}");
+        assert_eq!(plan["config"]["runtime"].as_str(), Some("provided.al2023"), "{plan}");
+    }
+}
