@@ -3,8 +3,8 @@
 //! template's build metadata, function names and code locations agree with the packages, and that each
 //! package yields a Linux executable that cargo-lambda packages for `provided.al2023`.
 //!
-//! The release profile comes from the environment: the test command (`tests/run.sh`) turns off LTO and
-//! raises codegen units to keep CI's cold build in budget; a deployment build keeps Cargo.toml's profile.
+//! The release profile comes from the environment: the test command (`tests/run.sh`) builds unoptimised,
+//! without LTO, to keep CI's cold run in budget; a deployment build keeps Cargo.toml's profile.
 
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -16,9 +16,26 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// Variables `cargo test` sets for this test process that a nested build must not inherit: some crates
+/// read them at compile time, so inheriting them rebuilds those crates (and their dependents) for
+/// nothing. Cargo's own settings (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_PROFILE_*`, …) stay.
+fn inherited_from_cargo_test(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || name.starts_with("CARGO_CRATE_")
+        || name.starts_with("CARGO_BIN_")
+        || name.starts_with("RUSTUP_TOOLCHAIN")
+        || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "RUST_RECURSION_COUNT", "OUT_DIR"].contains(&name)
+}
+
 fn cargo_lambda(args: &[&str]) -> std::process::Output {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .arg("lambda")
+    let mut cmd = Command::new("cargo");
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(inherited_from_cargo_test) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("lambda")
         .args(args)
         .current_dir(repo_root())
         .env("CARGO_TARGET_DIR", target_dir())
@@ -71,7 +88,9 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
             &name,
         ]);
         assert!(dry.status.success(), "cargo lambda deploy --dry {name}: {}", String::from_utf8_lossy(&dry.stderr));
-        let plan: Json = serde_json::from_slice(&dry.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&dry.stdout)));
+        // The JSON follows a progress line.
+        let out = String::from_utf8_lossy(&dry.stdout);
+        let plan: Json = out.find('{').and_then(|i| serde_json::from_str(&out[i..]).ok()).unwrap_or_else(|| panic!("no JSON plan in: {out}"));
         assert_eq!(plan["kind"], "function", "{plan}");
         assert_eq!(plan["name"].as_str(), Some(binary), "{plan}");
         assert_eq!(plan["arch"].as_str(), Some(if machine == 0x3E { "x86_64" } else { "arm64" }), "{plan}");

@@ -13,11 +13,13 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
 fi
 infra/local/stack.sh iac
 eval "$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)"
-# tests/deploy.rs runs `cargo lambda build --release` for each function. Fat LTO with one codegen unit
-# (Cargo.toml's release profile, for deployments) would cost CI most of an hour on 2 cores; CI checks
-# that the release build and packaging work, with LTO off and parallel codegen.
+# tests/deploy.rs runs `cargo lambda build --release` for each function. Cargo.toml's release profile
+# (fat LTO, one codegen unit, opt-level 3: for deployments) would cost a cold CI run most of an hour
+# on 2 cores; CI checks that each function builds for Lambda and packages, so it compiles them
+# unoptimised, without LTO, in parallel codegen units. Set these variables to override.
 export CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-off}
-export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-16}
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-256}
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-0}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Build first (all targets, so the CLI binary the tests spawn is current), then test.
