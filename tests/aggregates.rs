@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use tweetlake_tests::recount::{WindowCounts, WindowKey, recount_windows, window_start};
 use tweetlake_tests::*;
 
 const BASE_MS: i64 = 1_764_000_000_000 - 1_764_000_000_000 % 3_600_000; // an hour boundary
@@ -25,49 +26,12 @@ fn texts(i: i64) -> &'static str {
     ["I love #rust and #async :)", "this is awful #rust :(", "meh #delta", "great day", "hate waiting #async"][i as usize % 5]
 }
 
-type Key = (String, String, i64, String);
-
-fn window_start(created: &str, minutes: i64) -> String {
-    let t = DateTime::parse_from_rfc3339(created).unwrap().with_timezone(&Utc);
-    let len = minutes * 60_000_000;
-    let us = t.timestamp_micros().div_euclid(len) * len;
-    DateTime::<Utc>::from_timestamp_micros(us).unwrap().to_rfc3339()
-}
-
 fn norm_ts(s: &str) -> String {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).to_rfc3339()
 }
 
-/// (tweets, positive, neutral, negative, score sum) per (dimension, value, minutes, window start).
-fn recount(tweets: &Value) -> BTreeMap<Key, (i64, i64, i64, i64, f64)> {
-    let mut out: BTreeMap<Key, (i64, i64, i64, i64, f64)> = BTreeMap::new();
-    for r in tweets["rows"].as_array().unwrap() {
-        let dims = r["rule_tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| ("rule", v))
-            .chain(r["hashtags"].as_array().unwrap().iter().map(|v| ("hashtag", v)));
-        for (dim, v) in dims {
-            for m in [1, 60] {
-                let key =
-                    (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
-                let e = out.entry(key).or_default();
-                e.0 += 1;
-                match r["sentiment_label"].as_str().unwrap() {
-                    "positive" => e.1 += 1,
-                    "negative" => e.3 += 1,
-                    _ => e.2 += 1,
-                }
-                e.4 += r["sentiment_score"].as_f64().unwrap();
-            }
-        }
-    }
-    out
-}
-
-fn summed(aggs: &Value) -> BTreeMap<Key, (i64, i64, i64, i64, f64)> {
-    let mut out: BTreeMap<Key, (i64, i64, i64, i64, f64)> = BTreeMap::new();
+fn summed(aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
+    let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
     for r in aggs["rows"].as_array().unwrap() {
         let key = (
             r["dimension"].as_str().unwrap().to_string(),
@@ -118,7 +82,7 @@ async fn summed_partials_equal_a_recount_of_the_tweets_table() {
     assert_eq!(aggs["partition_columns"], serde_json::json!(["window_date"]));
     assert_eq!((aggs["protocol"]["reader"].as_i64(), aggs["protocol"]["writer"].as_i64()), (Some(1), Some(2)));
 
-    let (want, got) = (recount(&tweets), summed(&aggs));
+    let (want, got) = (recount_windows(&tweets), summed(&aggs));
     assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
     for (k, w) in &want {
         let g = &got[k];

@@ -31,13 +31,11 @@ fn rule_names() -> BTreeSet<String> {
         .expect("rules file")
         .lines()
         .filter_map(|l| l.strip_prefix("rule "))
-        .map(|l| l.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or_default())
-        .filter(|name| !name.is_empty())
-        .filter(|name| {
-            let helper = format!("rule {name}(");
-            !std::fs::read_to_string(repo_root().join(GUARD_RULES)).unwrap().contains(&helper)
+        .filter_map(|l| {
+            let end = l.find(|c: char| c.is_whitespace() || c == '(')?;
+            // `rule name(params)` is a helper the judging rules call.
+            (end > 0 && !l[end..].starts_with('(')).then(|| l[..end].to_owned())
         })
-        .map(str::to_owned)
         .collect()
 }
 

@@ -2,10 +2,11 @@
 //! the process pipeline wrote, and give what an independent count of the same tables gives (the Python
 //! `deltalake` reader). Lives in the CLI package so Cargo builds the binary it runs.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
+use tweetlake_tests::recount::{WindowCounts, recount_windows};
 use tweetlake_tests::{local_tables, read_table, repo_root};
 
 fn tweetlake(args: &[&str]) -> std::process::Output {
@@ -33,43 +34,31 @@ fn athena_example_queries_match_an_independent_count() {
     let rows = tweets["rows"].as_array().unwrap();
     assert!(rows.len() >= 20, "the sample events wrote tweets: {}", rows.len());
 
-    // Sentiment per rule per hour = the tweets of each rule tag in each hour, counted one by one.
-    let mut expected: BTreeMap<(DateTime<Utc>, String), (u64, u64, u64, u64, f64)> = BTreeMap::new();
-    for r in rows {
-        let hour = time(&r["created_at"]).duration_trunc(TimeDelta::hours(1)).unwrap();
-        for tag in r["rule_tags"].as_array().unwrap() {
-            let e = expected.entry((hour, tag.as_str().unwrap().to_owned())).or_default();
-            e.0 += 1;
-            match r["sentiment_label"].as_str().unwrap() {
-                "positive" => e.1 += 1,
-                "neutral" => e.2 += 1,
-                _ => e.3 += 1,
-            }
-            e.4 += r["sentiment_score"].as_f64().unwrap();
-        }
-    }
+    // Sentiment per rule per hour and top hashtags = the tweets counted one by one into the hour windows
+    // of each rule tag and each hashtag (the same recount the aggregates test uses).
+    let windows = recount_windows(&tweets);
+    let hourly = |dim: &'static str| windows.iter().filter(move |((d, _, m, _), _)| d == dim && *m == 60);
+    let expected: BTreeMap<(DateTime<Utc>, &str), &WindowCounts> =
+        hourly("rule").map(|((_, rule, _, start), counts)| ((DateTime::parse_from_rfc3339(start).unwrap().to_utc(), rule.as_str()), counts)).collect();
     let got = query("infra/athena/sentiment_per_rule_hour.sql");
     assert_eq!(got.len(), expected.len(), "one row per rule and hour: {got:?}");
     for (row, ((hour, rule), (n, pos, neu, neg, sum))) in got.iter().zip(&expected) {
-        assert_eq!((time(&row["hour"]), row["rule"].as_str().unwrap()), (*hour, rule.as_str()), "ordered by hour, rule");
-        let counts = [&row["tweets"], &row["positive"], &row["neutral"], &row["negative"]].map(|v| v.as_u64().unwrap());
+        assert_eq!((time(&row["hour"]), row["rule"].as_str().unwrap()), (*hour, *rule), "ordered by hour, rule");
+        let counts = [&row["tweets"], &row["positive"], &row["neutral"], &row["negative"]].map(|v| v.as_i64().unwrap());
         assert_eq!(counts, [*n, *pos, *neu, *neg], "{rule} at {hour}");
         assert!((row["mean_score"].as_f64().unwrap() - sum / *n as f64).abs() < 1e-9, "{rule} at {hour}: {row}");
     }
 
-    // Top hashtags = hashtags counted over the tweets, most used first, ties by name.
-    let mut tags: BTreeMap<String, u64> = BTreeMap::new();
-    for r in rows {
-        for h in r["hashtags"].as_array().unwrap() {
-            *tags.entry(h.as_str().unwrap().to_owned()).or_default() += 1;
-        }
+    let mut tags: BTreeMap<&str, i64> = BTreeMap::new();
+    for ((_, tag, _, _), counts) in hourly("hashtag") {
+        *tags.entry(tag.as_str()).or_default() += counts.0;
     }
-    let mut top: Vec<(String, u64)> = tags.into_iter().collect();
+    let mut top: Vec<(String, i64)> = tags.into_iter().map(|(t, n)| (t.to_owned(), n)).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(20);
     assert!(!top.is_empty(), "the sample tweets carry hashtags");
-    let got: Vec<(String, u64)> =
-        query("infra/athena/top_hashtags.sql").iter().map(|r| (r["hashtag"].as_str().unwrap().to_owned(), r["tweets"].as_u64().unwrap())).collect();
+    let got: Vec<(String, i64)> =
+        query("infra/athena/top_hashtags.sql").iter().map(|r| (r["hashtag"].as_str().unwrap().to_owned(), r["tweets"].as_i64().unwrap())).collect();
     assert_eq!(got, top);
 
     // Quarantine reasons = the quarantine table's rows per rule.

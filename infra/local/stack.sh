@@ -25,12 +25,10 @@ TANSU_VERSION=0.6.0
 TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.
 PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3")
-STAMP=$VENV/.tweetlake-pins
 # The offline infrastructure checkers (tests/infra.rs), in a venv of their own: checkov pins its own
 # boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
 IAC_VENV=$TOOLS/iac-venv
 IAC_PINS=("cfn-lint==1.58.0" "checkov==3.3.30")
-IAC_STAMP=$IAC_VENV/.tweetlake-pins
 CFN_GUARD_VERSION=3.2.1
 CFN_GUARD=$TOOLS/cfn-guard/bin/cfn-guard
 
@@ -50,37 +48,42 @@ install_debs() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
 
+# A venv at $1 holding exactly the pins that follow; the pin list is stamped so a change reinstalls.
+pip_venv() {
+  local venv=$1; shift
+  local stamp=$venv/.tweetlake-pins
+  [[ -x $venv/bin/python ]] || { log "creating venv in $venv"; python3 -m venv "$venv"; }
+  if [[ ! -f $stamp || $(cat "$stamp") != "$*" ]]; then
+    log "installing $*"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+    echo "$*" > "$stamp"
+  fi
+}
+
+# `cargo install` of crate $3 at version $2 into $TOOLS/$3, unless the binary $1 already reports that
+# version; further arguments go to `cargo install`.
+cargo_tool() {
+  local bin=$1 version=$2 crate=$3; shift 3
+  if [[ ! -x $bin ]] || ! "$bin" --version 2>/dev/null | grep -q "$version"; then
+    log "building $crate $version (the first time only)"
+    cargo install "$crate" --version "$version" --locked --root "$TOOLS/$crate" "$@" >&2
+  fi
+}
+
 install() {
   install_debs
   mkdir -p "$TOOLS"
-  [[ -x $VENV/bin/python ]] || { log "creating venv in $VENV"; python3 -m venv "$VENV"; }
-  if [[ ! -f $STAMP || $(cat "$STAMP") != "${PIP_PINS[*]}" ]]; then
-    log "installing ${PIP_PINS[*]}"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PIP_PINS[@]}" >&2
-    echo "${PIP_PINS[*]}" > "$STAMP"
-  fi
+  pip_venv "$VENV" "${PIP_PINS[@]}"
 }
 
 install_iac() {
-  [[ -x $IAC_VENV/bin/python ]] || { log "creating venv in $IAC_VENV"; python3 -m venv "$IAC_VENV"; }
-  if [[ ! -f $IAC_STAMP || $(cat "$IAC_STAMP") != "${IAC_PINS[*]}" ]]; then
-    log "installing ${IAC_PINS[*]}"
-    "$IAC_VENV/bin/pip" install --quiet --disable-pip-version-check "${IAC_PINS[@]}" >&2
-    echo "${IAC_PINS[*]}" > "$IAC_STAMP"
-  fi
-  if [[ ! -x $CFN_GUARD ]] || ! "$CFN_GUARD" --version 2>/dev/null | grep -q "$CFN_GUARD_VERSION"; then
-    log "building cfn-guard $CFN_GUARD_VERSION (a few minutes the first time)"
-    cargo install cfn-guard --version "$CFN_GUARD_VERSION" --locked --root "$TOOLS/cfn-guard" >&2
-  fi
+  pip_venv "$IAC_VENV" "${IAC_PINS[@]}"
+  cargo_tool "$CFN_GUARD" "$CFN_GUARD_VERSION" cfn-guard
 }
 
 install_broker() {
-  if [[ ! -x $TANSU ]] || ! "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-    log "building tansu $TANSU_VERSION (10-15 min the first time)"
-    # The default features build no storage engine; name SQLite (libsql) explicitly.
-    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features dynostore,libsql \
-      --root "$TOOLS/tansu" >&2
-  fi
+  # 10-15 minutes on 2 cores. The default features build no storage engine; name SQLite (libsql).
+  cargo_tool "$TANSU" "$TANSU_VERSION" tansu --no-default-features --features dynostore,libsql
 }
 
 broker_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }

@@ -11,6 +11,7 @@ use tweetlake::{ProcessConfig, Processor};
 pub mod infra;
 pub mod kafka;
 pub mod lambda;
+pub mod recount;
 pub mod xapi_server;
 
 /// The repository root.

@@ -1,0 +1,49 @@
+//! A from-scratch recount of the tweets table into the aggregates table's windows, from rows the
+//! independent reader returned: what the aggregates (and the queries over them) must sum to.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// (dimension, value, window minutes, window start as RFC 3339 in UTC).
+pub type WindowKey = (String, String, i64, String);
+
+/// (tweets, positive, neutral, negative, score sum) of one window.
+pub type WindowCounts = (i64, i64, i64, i64, f64);
+
+/// The start of the `minutes`-long window holding the RFC 3339 time `created`.
+pub fn window_start(created: &str, minutes: i64) -> String {
+    let t = DateTime::parse_from_rfc3339(created).unwrap().with_timezone(&Utc);
+    let len = minutes * 60_000_000;
+    let us = t.timestamp_micros().div_euclid(len) * len;
+    DateTime::<Utc>::from_timestamp_micros(us).unwrap().to_rfc3339()
+}
+
+/// Every tweet of `tweets` (a `read_table` answer) counted once per rule tag and once per hashtag, in
+/// its 1-minute and 60-minute windows.
+pub fn recount_windows(tweets: &Value) -> BTreeMap<WindowKey, WindowCounts> {
+    let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
+    for r in tweets["rows"].as_array().unwrap() {
+        let dims = r["rule_tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| ("rule", v))
+            .chain(r["hashtags"].as_array().unwrap().iter().map(|v| ("hashtag", v)));
+        for (dim, v) in dims {
+            for m in [1, 60] {
+                let key =
+                    (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
+                let e = out.entry(key).or_default();
+                e.0 += 1;
+                match r["sentiment_label"].as_str().unwrap() {
+                    "positive" => e.1 += 1,
+                    "negative" => e.3 += 1,
+                    _ => e.2 += 1,
+                }
+                e.4 += r["sentiment_score"].as_f64().unwrap();
+            }
+        }
+    }
+    out
+}
