@@ -38,6 +38,14 @@ async fn ingest(server: &XApiServer, topic: &str, watermarks: &str, extra: &[(&s
     Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned())?).await
 }
 
+/// A fresh secret on the local Secrets Manager endpoint; returns its ARN.
+async fn new_secret(prefix: &str, value: Value) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await);
+    let name = format!("tweetlake/{prefix}-{}-{}", std::process::id(), Utc::now().timestamp_micros());
+    let out = sm.create_secret().name(&name).secret_string(value.to_string()).send().await.expect("secret created on the local endpoint");
+    out.arn().expect("arn").to_owned()
+}
+
 fn far() -> chrono::DateTime<Utc> {
     Utc::now() + CDuration::minutes(15)
 }
@@ -385,19 +393,7 @@ async fn s3_watermarks_take_conditional_writes_so_overlapping_runs_merge_instead
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_token_can_come_from_secrets_manager_and_never_shows_in_the_report() {
-    let conf = aws_config::load_from_env().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&conf);
-    let name = format!("tweetlake/x-bearer-{}-{}", std::process::id(), Utc::now().timestamp_micros());
-    let arn = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(serde_json::json!({ "bearer_token": TOKEN }).to_string())
-        .send()
-        .await
-        .expect("secret created on the local endpoint")
-        .arn()
-        .unwrap()
-        .to_owned();
+    let arn = new_secret("x-bearer", serde_json::json!({ "bearer_token": TOKEN })).await;
     let server = XApiServer::start().await;
     server.set_pool(BREXIT, brexit_sorted());
     let topic = new_topic("secret", 1).await;
@@ -420,4 +416,57 @@ async fn the_bearer_token_can_come_from_secrets_manager_and_never_shows_in_the_r
     env.insert("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", format!("{arn}-missing"));
     let e = Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).await.err().expect("fails");
     assert!(matches!(e, Error::Secret { .. }) && e.to_string().contains("-missing"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_scram_over_tls_deliver_every_tweet_with_a_private_ca_and_the_scram_secret() {
+    use tweetlake_ingest::msk::AuthMode;
+    use tweetlake_tests::kafka::{read_all_from, secure_settings};
+    let pages = tweetlake_tests::repo_root().join("events/x-api");
+    let server = XApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scram = secure_settings(AuthMode::Scram, true);
+    let (user, password) = scram.scram.clone().unwrap();
+    let good = new_secret("msk-scram", serde_json::json!({ "username": user, "password": password })).await;
+    let bad = new_secret("msk-scram-bad", serde_json::json!({ "username": user, "password": "not-the-password" })).await;
+    let ca = std::env::var("TWEETLAKE_KAFKA_TEST_CA").unwrap();
+    for (auth, conn, secret) in [("tls", secure_settings(AuthMode::Tls, true), None), ("scram", scram, Some(&good))] {
+        let topic = format!("secure-{auth}-{}-{}", std::process::id(), Utc::now().timestamp_micros() % 1_000_000);
+        let wm = dir.path().join(format!("{auth}.json"));
+        let mut extra = vec![
+            ("TWEETLAKE_REPLAY_PATH", pages.to_str().unwrap()),
+            ("TWEETLAKE_KAFKA_BOOTSTRAP", conn.bootstrap.as_str()),
+            ("TWEETLAKE_KAFKA_AUTH", auth),
+            ("TWEETLAKE_KAFKA_CA_FILE", ca.as_str()),
+            // The topic is created over the same secured connection.
+            ("TWEETLAKE_TOPIC_PARTITIONS", "2"),
+            ("TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", "4000"),
+        ];
+        if let Some(arn) = secret {
+            extra.push(("TWEETLAKE_KAFKA_SCRAM_SECRET_ARN", arn.as_str()));
+        }
+        let r = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
+        assert_eq!(r.produced.messages, 200, "{auth}: {r:?}");
+        let back = read_all_from(&conn, &topic);
+        assert_eq!(by_key(&back).len(), 200, "{auth}: every tweet once, keyed");
+        assert!(back.iter().all(|c| c.header(headers::SOURCE).as_deref() == Some("replay")), "{auth}");
+
+        // Without the private CA the broker's certificate is not trusted: nothing is delivered and
+        // the watermark stays put. With SCRAM, a wrong password fails the same way.
+        let fresh = dir.path().join(format!("{auth}-refused.json"));
+        let mut refused: Vec<(&str, &str)> = extra.iter().copied().filter(|(k, _)| !["TWEETLAKE_KAFKA_CA_FILE", "TWEETLAKE_TOPIC_PARTITIONS"].contains(k)).collect();
+        let mut cases = vec![refused.clone()];
+        if secret.is_some() {
+            refused.retain(|(k, _)| *k != "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN");
+            refused.extend([("TWEETLAKE_KAFKA_CA_FILE", ca.as_str()), ("TWEETLAKE_KAFKA_SCRAM_SECRET_ARN", bad.as_str())]);
+            cases.push(refused);
+        }
+        for case in cases {
+            let e = ingest(&server, &topic, fresh.to_str().unwrap(), &case).await.unwrap().run(far()).await.unwrap_err();
+            assert!(matches!(e, Error::Kafka(_)) && e.to_string().contains("200 of 200 messages not acknowledged"), "{auth}: {e}");
+            assert!(!e.to_string().contains(&password), "the password never shows: {e}");
+            assert!(!fresh.exists(), "{auth}: the watermark must not move");
+        }
+        assert_eq!(read_all_from(&conn, &topic).len(), 200, "{auth}: the refused runs added nothing");
+    }
 }

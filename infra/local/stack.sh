@@ -13,7 +13,11 @@
 #
 # `up` also installs (first build 10-15 minutes on 2 cores) and starts the Kafka-protocol broker
 # (Tansu, durable SQLite storage) on 127.0.0.1:$TWEETLAKE_KAFKA_PORT (default 9092) and exports
-# TWEETLAKE_KAFKA_BOOTSTRAP; TWEETLAKE_BROKER=0 leaves it out (S3 endpoint only).
+# TWEETLAKE_KAFKA_BOOTSTRAP; TWEETLAKE_BROKER=0 leaves it out (S3 endpoint only). With the broker come
+# two more Tansu brokers behind TLS (Debian's stunnel4, the broker's own TLS options do not work), for
+# the ingest producer's MSK auth modes: TLS only on $TWEETLAKE_TLS_PORT (default 9194), and SASL/SCRAM-
+# SHA-512 over TLS on $TWEETLAKE_SCRAM_PORT (default 9196), with a local CA, certificate and SCRAM user
+# generated once into $TWEETLAKE_TOOLS/tls.
 set -euo pipefail
 
 TOOLS=${TWEETLAKE_TOOLS:-$HOME/.cache/tweetlake}
@@ -21,6 +25,9 @@ VENV=$TOOLS/venv
 S3_PORT=${TWEETLAKE_S3_PORT:-5000}
 KAFKA_PORT=${TWEETLAKE_KAFKA_PORT:-9092}
 BROKER=${TWEETLAKE_BROKER:-1}
+TLS_PORT=${TWEETLAKE_TLS_PORT:-9194}
+SCRAM_PORT=${TWEETLAKE_SCRAM_PORT:-9196}
+TLS_DIR=$TOOLS/tls
 TANSU_VERSION=0.6.0
 TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.
@@ -36,7 +43,8 @@ log() { echo "stack: $*" >&2; }
 
 # Debian packages the workspace build needs: librdkafka is compiled from source (cmake) against the
 # system OpenSSL, and its build wants the curl headers.
-DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev)
+# stunnel4 puts TLS in front of the local brokers; openssl makes their test CA.
+DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev stunnel4 openssl)
 
 install_debs() {
   local missing=()
@@ -115,6 +123,64 @@ up_broker() {
   broker_ready || { log "broker did not start; see $TOOLS/tansu.log"; exit 1; }
 }
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A CA and a broker certificate for 127.0.0.1/localhost, and a random SCRAM password: made once.
+tls_material() {
+  mkdir -p "$TLS_DIR"
+  [[ -f $TLS_DIR/broker.pem && -f $TLS_DIR/scram.password ]] && return
+  log "making the local CA, broker certificate and SCRAM password in $TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" -days 3650 \
+    -subj "/CN=tweetlake-local-ca" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.csr" -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$TLS_DIR/san.ext"
+  openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+    -out "$TLS_DIR/broker.pem" -days 3650 -extfile "$TLS_DIR/san.ext" 2>/dev/null
+  openssl rand -hex 16 > "$TLS_DIR/scram.password"
+}
+
+# One Tansu broker behind stunnel: it listens on tls_port+1 in the clear (loopback only) and advertises
+# the TLS port, so clients reconnect through the tunnel after metadata. `auth` = 1 requires SASL/SCRAM;
+# the user is created while the broker still runs without authentication (it refuses it afterwards).
+up_tls_broker() {
+  local name=$1 tls_port=$2 auth=$3 inner=$(($2 + 1))
+  local dir=$TOOLS/broker-$name
+  if port_open "$tls_port"; then log "$name broker already up on 127.0.0.1:$tls_port"; return; fi
+  pkill -f "tansu broker --listener-url tcp://127.0.0.1:$inner" 2>/dev/null || true
+  rm -rf "$dir" && mkdir -p "$dir"
+  local args=(broker --listener-url "tcp://127.0.0.1:$inner" --advertised-listener-url "tcp://127.0.0.1:$tls_port"
+    --storage-engine sqlite://tansu.db)
+  if [[ $auth == 1 ]]; then
+    (cd "$dir" && exec nohup "$TANSU" "${args[@]}" > tansu.log 2>&1 < /dev/null) &
+    for _ in $(seq 1 100); do port_open "$inner" && break; sleep 0.1; done
+    "$TANSU" user create --broker "tcp://127.0.0.1:$inner" --mechanism scram512 tweetlake "$(cat "$TLS_DIR/scram.password")" >&2
+    kill $! 2>/dev/null || true
+    for _ in $(seq 1 50); do port_open "$inner" || break; sleep 0.1; done
+    args+=(--authentication)
+  fi
+  log "starting the $name broker on 127.0.0.1:$tls_port (TLS)"
+  (cd "$dir" && exec nohup "$TANSU" "${args[@]}" > tansu.log 2>&1 < /dev/null) &
+  echo $! > "$dir/tansu.pid"
+  cat > "$dir/stunnel.conf" <<EOC
+foreground = no
+pid = $dir/stunnel.pid
+[kafka]
+accept = 127.0.0.1:$tls_port
+connect = 127.0.0.1:$inner
+cert = $TLS_DIR/broker.pem
+key = $TLS_DIR/broker.key
+EOC
+  stunnel4 "$dir/stunnel.conf"
+  for _ in $(seq 1 100); do port_open "$inner" && port_open "$tls_port" && break; sleep 0.1; done
+  port_open "$tls_port" || { log "$name broker did not start; see $dir/tansu.log"; exit 1; }
+}
+
+up_secure_brokers() {
+  tls_material
+  up_tls_broker tls "$TLS_PORT" 0
+  up_tls_broker scram "$SCRAM_PORT" 1
+}
+
 s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" 2>/dev/null; }
 
 up() {
@@ -128,13 +194,19 @@ up() {
     for _ in $(seq 1 100); do s3_ready && break; sleep 0.2; done
     s3_ready || { log "moto did not start; see $TOOLS/moto.log"; exit 1; }
   fi
-  if [[ $BROKER == 1 ]]; then up_broker; fi
+  if [[ $BROKER == 1 ]]; then up_broker; up_secure_brokers; fi
   env_vars
 }
 
 down() {
   if [[ -f $TOOLS/tansu.pid ]]; then kill "$(cat "$TOOLS/tansu.pid")" 2>/dev/null || true; rm -f "$TOOLS/tansu.pid"; fi
   if [[ -f $TOOLS/moto.pid ]]; then kill "$(cat "$TOOLS/moto.pid")" 2>/dev/null || true; rm -f "$TOOLS/moto.pid"; fi
+  for name in tls scram; do
+    for f in tansu stunnel; do
+      local pid=$TOOLS/broker-$name/$f.pid
+      if [[ -f $pid ]]; then kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
+    done
+  done
 }
 
 env_vars() {
@@ -153,6 +225,11 @@ EOV
   if [[ $BROKER == 1 ]]; then
     echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
     echo "export TWEETLAKE_TANSU=$TANSU"
+    echo "export TWEETLAKE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$TLS_PORT"
+    echo "export TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP=127.0.0.1:$SCRAM_PORT"
+    echo "export TWEETLAKE_KAFKA_TEST_CA=$TLS_DIR/ca.pem"
+    echo "export TWEETLAKE_KAFKA_TEST_SCRAM_USER=tweetlake"
+    if [[ -f $TLS_DIR/scram.password ]]; then echo "export TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD=$(cat "$TLS_DIR/scram.password")"; fi
   fi
 }
 

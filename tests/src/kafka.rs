@@ -9,6 +9,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tweetlake_ingest::kafka::{KafkaSettings, create_topic};
+use tweetlake_ingest::msk::AuthMode;
 
 /// The broker's bootstrap address; fails loudly when the local stack did not start it.
 pub fn bootstrap() -> String {
@@ -48,11 +49,29 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// Settings for one of the two TLS brokers `infra/local/stack.sh` starts beside the plaintext one:
+/// `Tls` (TLS only) or `Scram` (SASL/SCRAM-SHA-512 over TLS, with the stack's SCRAM user). Their
+/// certificate is signed by the stack's local CA, which `ca` trusts (`None`: the system store only).
+pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"`"));
+    let (bootstrap, scram) = match auth {
+        AuthMode::Tls => (var("TWEETLAKE_KAFKA_TLS_BOOTSTRAP"), None),
+        AuthMode::Scram => (var("TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP"), Some((var("TWEETLAKE_KAFKA_TEST_SCRAM_USER"), var("TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD")))),
+        other => panic!("no local broker for {other:?}"),
+    };
+    KafkaSettings { auth, scram, ca_file: ca.then(|| var("TWEETLAKE_KAFKA_TEST_CA").into()), ..settings(&bootstrap) }
+}
+
 /// Reads every record of `topic` from the beginning up to the current end, with a plain consumer
 /// (no group), so the read-back shares nothing with the producer under test.
 pub fn read_all(topic: &str) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+    read_all_from(&settings(&bootstrap()), topic)
+}
+
+/// [`read_all`] from the broker `conn` connects to.
+pub fn read_all_from(conn: &KafkaSettings, topic: &str) -> Vec<Consumed> {
+    let consumer: BaseConsumer = conn
+        .client_config()
         .set("group.id", "tweetlake-tests-readback")
         .set("enable.auto.commit", "false")
         .create()

@@ -81,6 +81,8 @@ pub struct IngestConfig {
     pub auth: AuthMode,
     /// `TWEETLAKE_KAFKA_SCRAM_SECRET_ARN`: the MSK SCRAM secret (`{"username", "password"}`).
     pub scram_secret_arn: Option<String>,
+    /// `TWEETLAKE_KAFKA_CA_FILE`: PEM CA bundle for the TLS modes (a self-managed cluster's private CA).
+    pub ca_file: Option<PathBuf>,
     /// `TWEETLAKE_TOPIC` (default `tweets`).
     pub topic: String,
     /// `TWEETLAKE_TOPIC_PARTITIONS` and `TWEETLAKE_TOPIC_REPLICATION` (default 1): when the partitions
@@ -163,6 +165,16 @@ impl IngestConfig {
         if auth == AuthMode::Scram && scram_secret_arn.is_none() {
             return Err(Error::Config { var: "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN", message: "required with TWEETLAKE_KAFKA_AUTH=scram".into() });
         }
+        let ca_file = set("TWEETLAKE_KAFKA_CA_FILE").map(PathBuf::from);
+        if let Some(f) = &ca_file {
+            if auth == AuthMode::Plaintext {
+                return Err(Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: "only used with TWEETLAKE_KAFKA_AUTH tls, scram or iam".into() });
+            }
+            let pem = std::fs::read_to_string(f).map_err(|e| Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: format!("{}: {e}", f.display()) })?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: format!("{}: no PEM certificate in it", f.display()) });
+            }
+        }
         let compression = set("TWEETLAKE_KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".into());
         if !["none", "gzip", "lz4", "zstd"].contains(&compression.as_str()) {
             // snappy is left out on purpose: the local broker cannot serve it back.
@@ -191,6 +203,7 @@ impl IngestConfig {
             bootstrap,
             auth,
             scram_secret_arn,
+            ca_file,
             topic: set("TWEETLAKE_TOPIC").unwrap_or_else(|| "tweets".into()),
             create_topic,
             compression,
@@ -271,5 +284,14 @@ mod tests {
         assert!(e.contains("TWEETLAKE_X_API_URL"));
         let e = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "3"), ("TWEETLAKE_TOPIC_REPLICATION", "0")]].concat()).unwrap_err().to_string();
         assert!(e.contains("TWEETLAKE_TOPIC_REPLICATION"), "{e}");
+        // A CA file must exist, hold a certificate, and only comes with a TLS mode.
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let not_pem = not_pem.to_str().unwrap();
+        for (auth, file, msg) in [("tls", "/nonexistent/ca.pem", "/nonexistent/ca.pem"), ("tls", not_pem, "no PEM certificate"), ("plaintext", not_pem, "only used with")] {
+            let e = cfg(&[OK, &[("TWEETLAKE_KAFKA_AUTH", auth), ("TWEETLAKE_KAFKA_CA_FILE", file)]].concat()).unwrap_err().to_string();
+            assert!(e.contains("TWEETLAKE_KAFKA_CA_FILE") && e.contains(msg), "{e}");
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct KafkaSettings {
     pub scram: Option<(String, String)>,
     /// AWS region for the IAM token (auth mode `iam`).
     pub region: Option<String>,
+    /// PEM file of the CA that signed the brokers' certificates, for a self-managed cluster with a
+    /// private CA; `None` trusts the system store (enough for MSK).
+    pub ca_file: Option<std::path::PathBuf>,
     /// `compression.type`: none, gzip, lz4 or zstd.
     pub compression: String,
     /// How long a message may wait for its acknowledgement before the run fails.
@@ -75,12 +78,15 @@ impl KafkaSettings {
             auth: AuthMode::Plaintext,
             scram: None,
             region: None,
+            ca_file: None,
             compression: "lz4".into(),
             message_timeout: Duration::from_secs(30),
         }
     }
 
-    fn client_config(&self) -> ClientConfig {
+    /// The librdkafka connection settings (brokers, TLS, SASL) every client of this connection
+    /// shares: the producer, the topic tool, and consumers that read the topic back.
+    pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap).set("client.id", "tweetlake-ingest");
         match self.auth {
@@ -95,6 +101,9 @@ impl KafkaSettings {
             AuthMode::Iam => {
                 c.set("security.protocol", "sasl_ssl").set("sasl.mechanism", "OAUTHBEARER");
             }
+        }
+        if let Some(ca) = self.ca_file.as_ref().filter(|_| self.auth != AuthMode::Plaintext) {
+            c.set("ssl.ca.location", ca.to_string_lossy());
         }
         c
     }

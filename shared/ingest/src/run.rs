@@ -119,6 +119,7 @@ impl Ingest {
             auth: cfg.auth,
             scram,
             region: conf.region().map(|r| r.to_string()),
+            ca_file: cfg.ca_file.clone(),
             compression: cfg.compression.clone(),
             message_timeout: cfg.message_timeout,
         };
