@@ -470,3 +470,63 @@ async fn tls_and_scram_over_tls_deliver_every_tweet_with_a_private_ca_and_the_sc
         assert_eq!(read_all_from(&conn, &topic).len(), 200, "{auth}: the refused runs added nothing");
     }
 }
+
+/// An Amazon MSK control-plane endpoint of the test's own (MSK cannot run here): answers
+/// `GetBootstrapBrokers` (`GET /v1/clusters/{arn}/bootstrap-brokers`) as the service does — for the one
+/// cluster it knows, the broker strings of the auth modes enabled on it; for any other, a 404
+/// `NotFoundException` — and records the ARNs it was asked about.
+async fn msk_endpoint(known_arn: &'static str, brokers: Value) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::{Path, State};
+    use axum::response::IntoResponse;
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route(
+            "/v1/clusters/{arn}/bootstrap-brokers",
+            axum::routing::get(move |Path(arn): Path<String>, State(asked): State<Arc<std::sync::Mutex<Vec<String>>>>| {
+                let brokers = brokers.clone();
+                async move {
+                    asked.lock().unwrap().push(arn.clone());
+                    if arn == known_arn {
+                        axum::Json(brokers).into_response()
+                    } else {
+                        let body = serde_json::json!({ "message": format!("Cluster {arn} does not exist.") });
+                        (axum::http::StatusCode::NOT_FOUND, [("x-amzn-ErrorType", "NotFoundException")], axum::Json(body)).into_response()
+                    }
+                }
+            }),
+        )
+        .with_state(asked.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_brokers_are_looked_up_from_the_msk_cluster_arn_for_the_chosen_auth_mode() {
+    use tweetlake_ingest::msk::{AuthMode, bootstrap_brokers};
+    const ARN: &str = "arn:aws:kafka:us-east-1:123456789012:cluster/tweetlake/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d-2";
+    // A cluster with TLS and IAM listeners only, like the template's provisioned cluster.
+    let (url, asked) = msk_endpoint(
+        ARN,
+        serde_json::json!({
+            "bootstrapBrokerStringTls": "b-1.tweetlake.kafka.us-east-1.amazonaws.com:9094,b-2.tweetlake.kafka.us-east-1.amazonaws.com:9094",
+            "bootstrapBrokerStringSaslIam": "b-1.tweetlake.kafka.us-east-1.amazonaws.com:9098,b-2.tweetlake.kafka.us-east-1.amazonaws.com:9098"
+        }),
+    )
+    .await;
+    let conf = aws_config::load_from_env().await;
+    let client = aws_sdk_kafka::Client::from_conf(aws_sdk_kafka::config::Builder::from(&conf).endpoint_url(&url).build());
+    let iam = bootstrap_brokers(&client, ARN, AuthMode::Iam).await.unwrap();
+    assert_eq!(iam, "b-1.tweetlake.kafka.us-east-1.amazonaws.com:9098,b-2.tweetlake.kafka.us-east-1.amazonaws.com:9098");
+    assert!(bootstrap_brokers(&client, ARN, AuthMode::Tls).await.unwrap().ends_with(":9094"));
+    assert_eq!(asked.lock().unwrap().as_slice(), [ARN, ARN], "the SDK sent the ARN in the path");
+    // A mode the cluster does not offer, and an unknown cluster, fail at start naming the setting.
+    let e = bootstrap_brokers(&client, ARN, AuthMode::Scram).await.unwrap_err();
+    assert!(matches!(e, Error::Config { var: "TWEETLAKE_KAFKA_AUTH", .. }) && e.to_string().contains("no brokers for auth mode Scram"), "{e}");
+    let other = ARN.replace("tweetlake/", "other/");
+    let e = bootstrap_brokers(&client, &other, AuthMode::Iam).await.unwrap_err();
+    assert!(matches!(e, Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", .. }), "{e}");
+    assert!(e.to_string().contains("NotFoundException") && e.to_string().contains("does not exist"), "{e}");
+    assert!(!e.is_retryable(), "a wrong ARN is a configuration error, not worth a retry");
+}
