@@ -9,13 +9,14 @@ static HASHTAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|[^\w&])#(\w
 static MENTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|[^\w])@(\w{1,15})").expect("valid regex"));
 static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://\S+").expect("valid regex"));
 
-/// The cleaned form of one tweet.
+/// The cleaned form of one tweet; the model's input borrows from the tweet when normalising changes nothing.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CleanTweet {
+pub struct CleanTweet<'a> {
     /// HTML entities decoded, whitespace collapsed; the original is kept in the envelope.
     pub clean_text: String,
-    /// What the sentiment model reads: the Sentiment140 normalisation, whitespace collapsed.
-    pub model_text: String,
+    /// What the sentiment model reads: exactly the Sentiment140 normalisation, as `tweetlake score` and
+    /// the evaluation apply it (whitespace is not collapsed: the model's tokeniser splits on it anyway).
+    pub model_text: Cow<'a, str>,
     /// Hashtags without `#`, lowercased (X matches them case-insensitively), in order, unique.
     pub hashtags: Vec<String>,
     /// Mentioned usernames without `@`, lowercased, in order, unique.
@@ -113,10 +114,10 @@ fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 /// Cleans a tweet. Entities come from X's `entities` when present, else from the text itself.
-pub fn clean(tweet: &Tweet) -> CleanTweet {
+pub fn clean(tweet: &Tweet) -> CleanTweet<'_> {
     let decoded = html_escape::decode_html_entities(&tweet.text);
     let clean_text = collapse_whitespace(decoded);
-    let model_text = collapse_whitespace(tweetlake_sentiment::normalize(&tweet.text));
+    let model_text = tweetlake_sentiment::normalize(&tweet.text);
     let entities = tweet.entities.as_ref();
     let hashtags = match entities.filter(|e| !e.hashtags.is_empty()) {
         Some(e) => unique(e.hashtags.iter().map(|h| h.tag.to_lowercase())),
@@ -151,7 +152,7 @@ mod tests {
         let t = Tweet { text: "@Alice  loving #RustLang &amp; #rustlang\n http://t.co/x @bob".into(), ..Tweet::default() };
         let c = clean(&t);
         assert_eq!(c.clean_text, "@Alice loving #RustLang & #rustlang http://t.co/x @bob");
-        assert_eq!(c.model_text, "USER loving #RustLang & #rustlang URL USER");
+        assert_eq!(c.model_text, "USER  loving #RustLang & #rustlang\n URL USER");
         assert_eq!(c.hashtags, vec!["rustlang"]);
         assert_eq!(c.mentions, vec!["alice", "bob"]);
         assert_eq!(c.urls, vec!["http://t.co/x"]);

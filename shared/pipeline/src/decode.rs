@@ -40,7 +40,7 @@ pub struct WireRecord {
     pub timestamp: i64,
     /// `CREATE_TIME` or `LOG_APPEND_TIME`.
     #[serde(default)]
-    pub timestamp_type: Option<String>,
+    pub timestamp_type: Option<TimestampType>,
     /// Base64 key; absent for unkeyed records.
     #[serde(default)]
     pub key: Option<Base64>,
@@ -50,6 +50,19 @@ pub struct WireRecord {
     /// Headers as arrays of Java (signed) bytes; absent when the record has none.
     #[serde(default)]
     pub headers: Vec<BTreeMap<String, Vec<i16>>>,
+}
+
+/// What a record's timestamp means (read without allocating, once per record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TimestampType {
+    /// Set by the producer.
+    CreateTime,
+    /// Set by the broker when it appended the record.
+    LogAppendTime,
+    /// Anything else the event source may send.
+    #[serde(other)]
+    Other,
 }
 
 /// A base64 field, decoded while the event is parsed: straight from the event's bytes, without first

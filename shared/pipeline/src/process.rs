@@ -1,7 +1,7 @@
 //! The process pipeline for one Kafka batch: decode → quality → clean → dedup → score → Delta.
 
 use crate::aggregate::partials;
-use crate::clean::clean;
+use crate::clean::{CleanTweet, clean};
 use crate::config::ProcessConfig;
 use crate::decode::{RawRecord, decode_event};
 use crate::dedup::{BatchDedup, SeenIds};
@@ -299,21 +299,23 @@ pub fn transform(
             continue;
         }
         window.insert(valid.id, rec.timestamp_ms);
-        let c = clean(&msg.tweet);
-        let p = scorer.predict_normalized(&c.model_text);
+        let CleanTweet { clean_text, model_text, hashtags, mentions, urls } = clean(&msg.tweet);
+        let p = scorer.predict_normalized(&model_text);
+        // The model's input may borrow the tweet's text, which moves into the row next.
+        drop(model_text);
         let author = msg.author.as_ref().filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());
         rows.push(TweetRow {
             tweet_id: msg.tweet.id,
             created_at: valid.created_at,
             text: msg.tweet.text,
-            clean_text: c.clean_text,
+            clean_text,
             author_id: msg.tweet.author_id,
             author_username: author.map(|a| a.username.clone()),
             lang: msg.tweet.lang,
             conversation_id: msg.tweet.conversation_id,
-            hashtags: c.hashtags,
-            mentions: c.mentions,
-            urls: c.urls,
+            hashtags,
+            mentions,
+            urls,
             rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
             metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
             sentiment_label: p.label.as_str(),

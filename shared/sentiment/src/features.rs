@@ -139,11 +139,24 @@ impl Featurizer {
         let mut run = 0usize;
         let mut last_punct = '\0';
 
-        // A trailing space closes the last word through the same path as every other separator.
-        for c in text.chars().chain([' ']) {
+        // The word's bytes are only kept when character n-grams need them; `in_word` tracks the rest.
+        let keep_word = self.cfg.char_ngrams.is_some();
+        let mut in_word = false;
+        // Bytes, not chars: ASCII (most of every tweet) needs no UTF-8 decoding; other chars are
+        // decoded where they start. A trailing space closes the last word like any other separator.
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i <= bytes.len() {
+            let c = match bytes.get(i) {
+                None => ' ',
+                Some(&b) if b.is_ascii() => char::from(b),
+                Some(_) => text[i..].chars().next().expect("i is at a char boundary"),
+            };
+            i += c.len_utf8().max(1);
             if c.is_alphanumeric() {
                 last_punct = '\0';
-                let mut push = |lc: char, buf: &mut FeatureBuf| {
+                in_word = true;
+                let mut add = |lc: char, buf: &mut FeatureBuf, word_hash: &mut u64| {
                     // Elongations ("sooooo") collapse to two letters so they share features.
                     if lc == last_char {
                         run += 1;
@@ -156,27 +169,30 @@ impl Featurizer {
                     }
                     let mut tmp = [0u8; 4];
                     for &b in lc.encode_utf8(&mut tmp).as_bytes() {
-                        word_hash = step(word_hash, b);
-                        buf.word.push(b);
+                        *word_hash = step(*word_hash, b);
+                        if keep_word {
+                            buf.word.push(b);
+                        }
                     }
                 };
                 if c.is_ascii() {
-                    push(c.to_ascii_lowercase(), buf);
+                    add(c.to_ascii_lowercase(), buf, &mut word_hash);
                 } else {
                     for lc in c.to_lowercase() {
-                        push(lc, buf);
+                        add(lc, buf, &mut word_hash);
                     }
                 }
             } else if c == '\'' || c == '\u{2019}' {
                 // "don't" and "dont" are the same word.
             } else {
-                if !buf.word.is_empty() {
+                if in_word {
                     self.emit(word_hash, &mut prev, negated, buf);
                     if self.cfg.negation && self.negations.binary_search(&word_hash).is_ok() {
                         negated = true;
                     }
                     buf.word.clear();
                     word_hash = SEED;
+                    in_word = false;
                 }
                 last_char = '\0';
                 run = 0;
