@@ -3,7 +3,8 @@
 # local run need, on loopback only. Tools live outside the clone, in $TWEETLAKE_TOOLS.
 #
 #   infra/local/stack.sh install   install the pinned tools if missing (Python venv: moto server, the
-#                                  independent Delta reader, cargo-lambda)
+#                                  independent Delta reader, cargo-lambda, confluent-kafka for the
+#                                  broker-ceiling benchmark)
 #   infra/local/stack.sh iac       install the offline template checkers (cfn-lint, checkov, cfn-guard)
 #                                  the tests use; the test command runs it
 #   infra/local/stack.sh up        install, start the S3 endpoint if it is not running, print the
@@ -31,7 +32,7 @@ TLS_DIR=$TOOLS/tls
 TANSU_VERSION=0.6.0
 TANSU=$TOOLS/tansu/bin/tansu
 # Pinned: the versions these tests were written against. Bump together with a passing run.
-PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3")
+PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3" "confluent-kafka==2.16.1")
 # The offline infrastructure checkers (tests/infra.rs), in a venv of their own: checkov pins its own
 # boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
 IAC_VENV=$TOOLS/iac-venv
