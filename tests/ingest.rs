@@ -429,7 +429,7 @@ async fn tls_and_scram_over_tls_deliver_every_tweet_with_a_private_ca_and_the_sc
     let (user, password) = scram.scram.clone().unwrap();
     let good = new_secret("msk-scram", serde_json::json!({ "username": user, "password": password })).await;
     let bad = new_secret("msk-scram-bad", serde_json::json!({ "username": user, "password": "not-the-password" })).await;
-    let ca = std::env::var("TWEETLAKE_KAFKA_TEST_CA").unwrap();
+    let ca = scram.ca_file.as_ref().and_then(|f| f.to_str()).expect("the stack's CA").to_owned();
     for (auth, conn, secret) in [("tls", secure_settings(AuthMode::Tls, true), None), ("scram", scram, Some(&good))] {
         let topic = format!("secure-{auth}-{}-{}", std::process::id(), Utc::now().timestamp_micros() % 1_000_000);
         let wm = dir.path().join(format!("{auth}.json"));

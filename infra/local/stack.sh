@@ -95,7 +95,22 @@ install_broker() {
   cargo_tool "$TANSU" "$TANSU_VERSION" tansu --no-default-features --features dynostore,libsql
 }
 
-broker_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+broker_ready() { port_open "$KAFKA_PORT"; }
+
+# Starts a Tansu broker in the background with durable SQLite storage in folder $1 (the sqlite URL is
+# relative to the working directory), logging to $2, listening on 127.0.0.1:$3 and advertising
+# 127.0.0.1:$4; further arguments go to `tansu broker`. Leaves its pid in SPAWNED. `exec` makes the
+# background subshell become the broker, so nothing is left holding this script's stdout (which
+# `eval "$(stack.sh up)"` reads to the end).
+spawn_tansu() {
+  local dir=$1 logfile=$2 port=$3 advertised=$4; shift 4
+  (cd "$dir" && exec nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$advertised" --storage-engine sqlite://tansu.db "$@" \
+    > "$logfile" 2>&1 < /dev/null) &
+  SPAWNED=$!
+}
 
 up_broker() {
   install_broker
@@ -111,20 +126,13 @@ up_broker() {
     log "broker already up on 127.0.0.1:$KAFKA_PORT"
     return
   fi
-  # Durable SQLite storage, in its own folder; the sqlite URL is relative to the working directory.
   mkdir -p "$TOOLS/broker"
   log "starting tansu broker on 127.0.0.1:$KAFKA_PORT"
-  # `exec` makes the background subshell become the broker, so nothing is left holding this script's
-  # stdout (which `eval "$(stack.sh up)"` reads to the end).
-  (cd "$TOOLS/broker" && exec nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine sqlite://tansu.db \
-    > ../tansu.log 2>&1 < /dev/null) &
-  echo $! > "$TOOLS/tansu.pid"
+  spawn_tansu "$TOOLS/broker" "$TOOLS/tansu.log" "$KAFKA_PORT" "$KAFKA_PORT"
+  echo "$SPAWNED" > "$TOOLS/tansu.pid"
   for _ in $(seq 1 100); do broker_ready && break; sleep 0.2; done
   broker_ready || { log "broker did not start; see $TOOLS/tansu.log"; exit 1; }
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A CA and a broker certificate for 127.0.0.1/localhost, and a random SCRAM password: made once.
 tls_material() {
@@ -149,19 +157,18 @@ up_tls_broker() {
   if port_open "$tls_port"; then log "$name broker already up on 127.0.0.1:$tls_port"; return; fi
   pkill -f "tansu broker --listener-url tcp://127.0.0.1:$inner" 2>/dev/null || true
   rm -rf "$dir" && mkdir -p "$dir"
-  local args=(broker --listener-url "tcp://127.0.0.1:$inner" --advertised-listener-url "tcp://127.0.0.1:$tls_port"
-    --storage-engine sqlite://tansu.db)
+  local extra=()
   if [[ $auth == 1 ]]; then
-    (cd "$dir" && exec nohup "$TANSU" "${args[@]}" > tansu.log 2>&1 < /dev/null) &
+    spawn_tansu "$dir" "$dir/tansu.log" "$inner" "$tls_port"
     for _ in $(seq 1 100); do port_open "$inner" && break; sleep 0.1; done
     "$TANSU" user create --broker "tcp://127.0.0.1:$inner" --mechanism scram512 tweetlake "$(cat "$TLS_DIR/scram.password")" >&2
-    kill $! 2>/dev/null || true
+    kill "$SPAWNED" 2>/dev/null || true
     for _ in $(seq 1 50); do port_open "$inner" || break; sleep 0.1; done
-    args+=(--authentication)
+    extra=(--authentication)
   fi
   log "starting the $name broker on 127.0.0.1:$tls_port (TLS)"
-  (cd "$dir" && exec nohup "$TANSU" "${args[@]}" > tansu.log 2>&1 < /dev/null) &
-  echo $! > "$dir/tansu.pid"
+  spawn_tansu "$dir" "$dir/tansu.log" "$inner" "$tls_port" "${extra[@]}"
+  echo "$SPAWNED" > "$dir/tansu.pid"
   cat > "$dir/stunnel.conf" <<EOC
 foreground = no
 pid = $dir/stunnel.pid

@@ -51,7 +51,8 @@ pub struct Consumed {
 
 /// Settings for one of the two TLS brokers `infra/local/stack.sh` starts beside the plaintext one:
 /// `Tls` (TLS only) or `Scram` (SASL/SCRAM-SHA-512 over TLS, with the stack's SCRAM user). Their
-/// certificate is signed by the stack's local CA, which `ca` trusts (`None`: the system store only).
+/// certificate is signed by the stack's local CA, trusted when `ca` is true (otherwise only the system
+/// store is).
 pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"`"));
     let (bootstrap, scram) = match auth {

@@ -152,7 +152,7 @@ impl Featurizer {
                 Some(&b) if b.is_ascii() => char::from(b),
                 Some(_) => text[i..].chars().next().expect("i is at a char boundary"),
             };
-            i += c.len_utf8().max(1);
+            i += c.len_utf8();
             if c.is_alphanumeric() {
                 last_punct = '\0';
                 in_word = true;
