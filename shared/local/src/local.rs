@@ -91,9 +91,14 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let start = processor.next_offsets(&opts.topic, &partitions).await?;
     let esm = Esm::new(settings, &partitions, &start)?;
     let mut progress = EsmProgress::default();
-    let total: i64 = end.iter().map(|(p, e)| e - start.get(p).copied().unwrap_or(0)).sum();
+    let total: i64 = end.iter().map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0)).sum();
     eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
-    let bar = if opts.bars { indicatif::ProgressBar::new(total.max(0) as u64) } else { indicatif::ProgressBar::hidden() };
+    let ahead: Vec<i32> = end.iter().filter(|(p, e)| start.get(p).is_some_and(|s| s > *e)).map(|(p, _)| *p).collect();
+    if !ahead.is_empty() {
+        // A broker started on empty storage under an existing table: those offsets were already written.
+        eprintln!("process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there");
+    }
+    let bar = if opts.bars { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
     let bars = opts.bars;
     let mut delivered = 0usize;
