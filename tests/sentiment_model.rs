@@ -11,9 +11,9 @@ fn committed() -> Model {
     Model::load(repo_root().join("models/sentiment.twlk")).expect("models/sentiment.twlk loads")
 }
 
-/// Regression floor for the committed model: what it measures today (0.8245) less one test row's
-/// worth of slack. The target is 0.85, which no configuration in models/MODEL.md reached.
-const BINARY_ACCURACY_FLOOR: f64 = 0.82;
+/// The bar for binary accuracy on the 359 positive/negative rows; the committed model scores
+/// 0.8579 (308 rows right, the bar needs 306).
+const BINARY_ACCURACY_FLOOR: f64 = 0.85;
 
 #[test]
 fn committed_model_holds_its_accuracy_on_the_manual_test_set() {
@@ -22,8 +22,8 @@ fn committed_model_holds_its_accuracy_on_the_manual_test_set() {
     let e = evaluate(&committed(), &rows);
     assert_eq!(e.binary_rows, 359);
     assert!(e.binary_accuracy >= BINARY_ACCURACY_FLOOR, "binary accuracy {:.4} below {BINARY_ACCURACY_FLOOR}", e.binary_accuracy);
-    assert!(e.roc_auc >= 0.92, "ROC AUC {:.4}", e.roc_auc);
-    assert!(e.three_class_accuracy >= 0.58, "three-class accuracy {:.4}", e.three_class_accuracy);
+    assert!(e.roc_auc >= 0.93, "ROC AUC {:.4}", e.roc_auc);
+    assert!(e.three_class_accuracy >= 0.66, "three-class accuracy {:.4}", e.three_class_accuracy);
 }
 
 #[test]
@@ -55,6 +55,9 @@ fn training_runs_end_to_end_reproducibly_on_a_sample() {
     assert!(report.train_rows + report.validation_rows + report.duplicates_dropped + report.conflicting_dropped >= 5_000);
     assert!(report.validation_accuracy > 0.6, "{report:?}");
     assert!(report.manual_test.unwrap().binary_accuracy > 0.6);
+    // The lexicon expert is calibrated on the same rows: rated-positive words must mean positive.
+    let [slope, intercept] = m1.meta().lexicon_logit.expect("lexicon calibrated by default");
+    assert!(slope > 0.5 && intercept.abs() < 1.0, "calibration {slope} {intercept}");
     let other = train(&data, &TrainConfig { seed: 7, ..cfg }, None, false).unwrap().0;
     assert_ne!(other.to_bytes().unwrap(), m1.to_bytes().unwrap(), "the seed changes the split");
 }

@@ -291,6 +291,9 @@ struct TrainArgs {
     /// Logit added per net emoticon (0 disables the emoticon prior).
     #[arg(long, default_value_t = 2.0)]
     emoticon_logit: f32,
+    /// Leave out the VADER lexicon expert (its calibrated score is otherwise added to the logit).
+    #[arg(long)]
+    no_lexicon: bool,
     /// Do not scale features by naive-Bayes log-count ratios before fitting (the NBSVM-style prior).
     #[arg(long)]
     no_nb_scaling: bool,
@@ -331,6 +334,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         char_ngrams: a.char_ngrams.map(|v| [v[0], v[1]]),
         sublinear_tf: true,
         emoticons: a.emoticon_logit != 0.0,
+        lexicon: !a.no_lexicon,
     };
     if !(8..=26).contains(&a.hash_bits) {
         bail!("--hash-bits {} must be in 8..=26", a.hash_bits);

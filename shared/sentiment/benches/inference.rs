@@ -3,7 +3,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tweetlake_sentiment::{Model, normalize};
+use tweetlake_sentiment::features::FeatureBuf;
+use tweetlake_sentiment::lexicon::Lexicon;
+use tweetlake_sentiment::{Featurizer, Model, normalize};
 
 const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/sentiment.twlk");
 const TEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/testdata.manual.2009.06.14.csv");
@@ -33,9 +35,28 @@ fn bench(c: &mut Criterion) {
         b.iter(|| raw.iter().map(|t| s.predict(black_box(t)).score).sum::<f32>())
     });
     g.finish();
+    // What the lexicon expert costs: the featuriser alone, with and without the valence lookups.
+    let mut g = c.benchmark_group("features");
+    g.throughput(Throughput::Elements(raw.len() as u64));
+    for lexicon in [true, false] {
+        let f = Featurizer::new(tweetlake_sentiment::FeatureConfig { lexicon, ..model.meta().features.clone() });
+        let name = if lexicon { "extract_with_lexicon" } else { "extract_without_lexicon" };
+        g.bench_function(name, |b| {
+            let mut buf = FeatureBuf::default();
+            b.iter(|| {
+                normalized.iter().fold(0f32, |acc, t| {
+                    f.extract(black_box(t), &mut buf);
+                    acc + buf.lexicon + buf.counts.len() as f32
+                })
+            })
+        });
+    }
+    g.finish();
     let mut g = c.benchmark_group("model");
     g.sample_size(20);
     g.bench_function("load_from_bytes", |b| b.iter(|| Model::from_bytes(black_box(&bytes)).expect("parses")));
+    // Paid once per process on top of load_from_bytes (the parsed lexicon is shared).
+    g.bench_function("lexicon_build", |b| b.iter(Lexicon::build_vader));
     g.finish();
 }
 

@@ -3,6 +3,7 @@
 //! Feature hashing instead of a vocabulary: the model file is a fixed array indexed by hash bucket, there
 //! is no string table to load or look up, and scoring one tweet touches only its own buckets.
 
+use crate::lexicon::{Lexicon, NEGATED_VALENCE, normalize_valence};
 use serde::{Deserialize, Serialize};
 
 /// How text becomes features; stored in the model file so inference uses what training used.
@@ -22,11 +23,22 @@ pub struct FeatureConfig {
     /// Counts the emoticons Sentiment140 labelled its training data with (see [`emoticon_polarity`]).
     #[serde(default)]
     pub emoticons: bool,
+    /// Sums VADER word valences into [`FeatureBuf::lexicon`] (see [`crate::lexicon`]).
+    #[serde(default)]
+    pub lexicon: bool,
 }
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self { hash_bits: 20, bigrams: true, negation: true, char_ngrams: None, sublinear_tf: true, emoticons: true }
+        Self {
+            hash_bits: 20,
+            bigrams: true,
+            negation: true,
+            char_ngrams: None,
+            sublinear_tf: true,
+            emoticons: true,
+            lexicon: true,
+        }
     }
 }
 
@@ -57,8 +69,51 @@ fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-fn hash_word(word: &str) -> u64 {
-    word.bytes().fold(SEED, step)
+/// Running hash of one word under the featuriser's rules: characters arrive lowercased, and a run of one
+/// character counts twice at most, so elongations ("sooooo") share the features of "soo".
+#[derive(Clone, Copy)]
+struct WordHasher {
+    hash: u64,
+    last: char,
+    run: u32,
+}
+
+impl WordHasher {
+    const NEW: Self = Self { hash: SEED, last: '\0', run: 0 };
+
+    /// Adds one lowercase char; its bytes also go to `keep` unless the char is cut as an elongation.
+    #[inline]
+    fn push(&mut self, lc: char, keep: Option<&mut Vec<u8>>) {
+        if lc == self.last {
+            self.run = self.run.saturating_add(1);
+            if self.run > 2 {
+                return;
+            }
+        } else {
+            self.last = lc;
+            self.run = 1;
+        }
+        let mut tmp = [0u8; 4];
+        let bytes = lc.encode_utf8(&mut tmp).as_bytes();
+        for &b in bytes {
+            self.hash = step(self.hash, b);
+        }
+        if let Some(k) = keep {
+            k.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// The hash the featuriser gives `word` as one token (case, elongation and apostrophes as in
+/// [`Featurizer::extract`]); word lists such as the negations and the lexicon are keyed by it.
+pub fn hash_token(word: &str) -> u64 {
+    let mut h = WordHasher::NEW;
+    for c in word.chars().filter(|&c| c != '\'' && c != '\u{2019}') {
+        for lc in c.to_lowercase() {
+            h.push(lc, None);
+        }
+    }
+    h.hash
 }
 
 /// Scratch space reused between texts so the hot path does not allocate.
@@ -70,6 +125,8 @@ pub struct FeatureBuf {
     pub counts: Vec<(u32, f32)>,
     /// Positive minus negative emoticons of the last text, when the config counts them.
     pub emoticons: i32,
+    /// The last text's lexicon score in (−1, 1), when the config sums valences (else 0).
+    pub lexicon: f32,
 }
 
 /// Emoticons that mark a tweet positive or negative, after Go, Bhayani & Huang (2009), who labelled
@@ -99,15 +156,17 @@ pub struct Featurizer {
     cfg: FeatureConfig,
     shift: u32,
     negations: Vec<u64>,
+    lexicon: Option<&'static Lexicon>,
 }
 
 impl Featurizer {
     /// Builds the extractor for `cfg`; `hash_bits` must be in 8..=26.
     pub fn new(cfg: FeatureConfig) -> Self {
         assert!((8..=26).contains(&cfg.hash_bits), "hash_bits must be in 8..=26");
-        let mut negations: Vec<u64> = NEGATIONS.iter().map(|w| hash_word(w)).collect();
+        let mut negations: Vec<u64> = NEGATIONS.iter().map(|w| hash_token(w)).collect();
         negations.sort_unstable();
-        Self { shift: 64 - cfg.hash_bits, cfg, negations }
+        let lexicon = cfg.lexicon.then(Lexicon::vader);
+        Self { shift: 64 - cfg.hash_bits, cfg, negations, lexicon }
     }
 
     /// The configuration this extractor applies.
@@ -133,10 +192,9 @@ impl Featurizer {
         buf.emoticons = if self.cfg.emoticons { emoticon_polarity(text) } else { 0 };
         let mut prev: Option<u64> = None;
         let mut negated = false;
-        let mut word_hash = SEED;
+        let mut word = WordHasher::NEW;
+        let mut valence = 0f32;
         buf.word.clear();
-        let mut last_char = '\0';
-        let mut run = 0usize;
         let mut last_punct = '\0';
 
         // The word's bytes are only kept when character n-grams need them; `in_word` tracks the rest.
@@ -156,46 +214,30 @@ impl Featurizer {
             if c.is_alphanumeric() {
                 last_punct = '\0';
                 in_word = true;
-                let mut add = |lc: char, buf: &mut FeatureBuf, word_hash: &mut u64| {
-                    // Elongations ("sooooo") collapse to two letters so they share features.
-                    if lc == last_char {
-                        run += 1;
-                        if run > 2 {
-                            return;
-                        }
-                    } else {
-                        last_char = lc;
-                        run = 1;
-                    }
-                    let mut tmp = [0u8; 4];
-                    for &b in lc.encode_utf8(&mut tmp).as_bytes() {
-                        *word_hash = step(*word_hash, b);
-                        if keep_word {
-                            buf.word.push(b);
-                        }
-                    }
-                };
+                let keep = if keep_word { Some(&mut buf.word) } else { None };
                 if c.is_ascii() {
-                    add(c.to_ascii_lowercase(), buf, &mut word_hash);
+                    word.push(c.to_ascii_lowercase(), keep);
                 } else {
+                    let mut keep = keep;
                     for lc in c.to_lowercase() {
-                        add(lc, buf, &mut word_hash);
+                        word.push(lc, keep.as_deref_mut());
                     }
                 }
             } else if c == '\'' || c == '\u{2019}' {
                 // "don't" and "dont" are the same word.
             } else {
                 if in_word {
-                    self.emit(word_hash, &mut prev, negated, buf);
-                    if self.cfg.negation && self.negations.binary_search(&word_hash).is_ok() {
+                    self.emit(word.hash, &mut prev, negated, buf);
+                    if let Some(v) = self.lexicon.and_then(|l| l.valence(word.hash)) {
+                        valence += if negated { NEGATED_VALENCE * v } else { v };
+                    }
+                    if self.cfg.negation && self.negations.binary_search(&word.hash).is_ok() {
                         negated = true;
                     }
                     buf.word.clear();
-                    word_hash = SEED;
                     in_word = false;
                 }
-                last_char = '\0';
-                run = 0;
+                word = WordHasher::NEW;
                 match c {
                     '!' | '?' => {
                         if last_punct != c {
@@ -213,6 +255,7 @@ impl Featurizer {
             }
         }
 
+        buf.lexicon = normalize_valence(valence);
         buf.ids.sort_unstable();
         let sublinear = self.cfg.sublinear_tf;
         let mut i = 0;

@@ -39,6 +39,10 @@ pub struct ModelMeta {
     /// Logit added per net emoticon (positive minus negative, clamped to ±1).
     #[serde(default)]
     pub emoticon_logit: f32,
+    /// `[slope, intercept]` turning the lexicon score into a logit, fitted on the training data; present
+    /// exactly when `features.lexicon` is on.
+    #[serde(default)]
+    pub lexicon_logit: Option<[f32; 2]>,
     /// Free-form training provenance (data, rows, parameters): no timestamps, so retraining with the
     /// same seed gives identical bytes.
     pub training: serde_json::Value,
@@ -91,6 +95,7 @@ impl Model {
     pub fn new(meta: ModelMeta, bias: f32, table: Vec<[f32; 2]>) -> Self {
         let featurizer = Featurizer::new(meta.features.clone());
         assert_eq!(table.len(), featurizer.buckets(), "table length must equal the bucket count");
+        assert_eq!(meta.lexicon_logit.is_some(), meta.features.lexicon, "a lexicon score needs its calibration");
         let mut m = Self { meta, featurizer, bias, table, version: String::new() };
         m.version = format!("{}@{:016x}", m.meta.name, m.checksum());
         m
@@ -144,14 +149,18 @@ impl Model {
         }
         let mut z = if norm2 > 0.0 { self.bias + dot / norm2.sqrt() } else { self.bias };
         z += self.meta.emoticon_logit * features.emoticons.clamp(-1, 1) as f32;
+        if let Some([slope, intercept]) = self.meta.lexicon_logit {
+            z += slope * features.lexicon + intercept;
+        }
         1.0 / (1.0 + (-z).exp())
     }
 
-    /// FNV-1a of the serialised weights, folded over the table without building the 8 MB payload:
-    /// this runs on every model load.
+    /// FNV-1a of the serialised weights and the lexicon calibration, folded over the table without
+    /// building the 8 MB payload: this runs on every model load.
     fn checksum(&self) -> u64 {
         let fold = |h: u64, v: f32| v.to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        self.table.iter().fold(fold(0xcbf2_9ce4_8422_2325, self.bias), |h, &[idf, w]| fold(fold(h, idf), w))
+        let h = self.table.iter().fold(fold(0xcbf2_9ce4_8422_2325, self.bias), |h, &[idf, w]| fold(fold(h, idf), w));
+        self.meta.lexicon_logit.into_iter().flatten().fold(h, fold)
     }
 
     fn payload(&self) -> Vec<u8> {
@@ -191,6 +200,9 @@ impl Model {
         let meta: ModelMeta = serde_json::from_slice(header)?;
         if !(8..=26).contains(&meta.features.hash_bits) {
             return Err(fail("hash_bits out of range"));
+        }
+        if meta.lexicon_logit.is_some() != meta.features.lexicon {
+            return Err(fail("the lexicon score and its calibration must come together"));
         }
         let body = &bytes[16 + hlen..];
         let buckets = 1usize << meta.features.hash_bits;
@@ -247,9 +259,15 @@ mod tests {
     use super::*;
 
     fn tiny() -> Model {
-        let features = FeatureConfig { hash_bits: 8, ..FeatureConfig::default() };
-        let meta =
-            ModelMeta { name: "tiny".into(), features, neutral_band: 0.1, emoticon_logit: 2.0, training: serde_json::json!({}) };
+        let features = FeatureConfig { hash_bits: 8, lexicon: false, ..FeatureConfig::default() };
+        let meta = ModelMeta {
+            name: "tiny".into(),
+            features,
+            neutral_band: 0.1,
+            emoticon_logit: 2.0,
+            lexicon_logit: None,
+            training: serde_json::json!({}),
+        };
         let f = Featurizer::new(meta.features.clone());
         let mut table = vec![[0f32; 2]; f.buckets()];
         let mut buf = FeatureBuf::default();
@@ -270,6 +288,35 @@ mod tests {
         assert_eq!(p.label, Label::Positive);
         assert_eq!(back.scorer().predict("unknown words").label, Label::Neutral);
         assert_eq!(back.scorer().predict("unknown words :(").label, Label::Negative);
+    }
+
+    #[test]
+    fn the_lexicon_expert_scores_rated_words_the_table_never_saw_and_is_part_of_the_version() {
+        let plain = tiny();
+        let mut meta = plain.meta().clone();
+        meta.features.lexicon = true;
+        meta.lexicon_logit = Some([4.0, 0.0]);
+        let table = vec![[0f32; 2]; plain.featurizer().buckets()];
+        let m = Model::new(meta.clone(), 0.0, table.clone());
+        let mut s = m.scorer();
+        assert_eq!(s.predict("a wonderful day").label, Label::Positive);
+        assert_eq!(s.predict("not a wonderful day").label, Label::Negative, "negation flips the valence");
+        assert_eq!(s.predict("a day").label, Label::Neutral);
+        let back = Model::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.version(), m.version());
+        meta.lexicon_logit = Some([3.0, 0.0]);
+        assert_ne!(Model::new(meta.clone(), 0.0, table).version(), m.version(), "the calibration is in the checksum");
+
+        // A header with the score but no calibration is refused, not half-applied.
+        meta.features.lexicon = false;
+        let header = serde_json::to_vec(&meta).unwrap();
+        let mut bad = MAGIC.to_vec();
+        bad.extend_from_slice(&FORMAT.to_le_bytes());
+        bad.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bad.extend_from_slice(&header);
+        bad.extend_from_slice(&m.payload());
+        let err = Model::from_bytes(&bad).unwrap_err();
+        assert!(err.to_string().contains("calibration"), "{err}");
     }
 
     #[test]

@@ -249,31 +249,35 @@ impl Csr {
     }
 }
 
-/// Extracts term frequencies of every text, in order, in parallel.
-fn extract_all(f: &Featurizer, docs: &[(String, bool)]) -> Csr {
-    let parts: Vec<(Vec<usize>, Vec<u32>, Vec<f32>)> = docs
+/// Extracts term frequencies of every text, in order, in parallel, with each text's lexicon score.
+fn extract_all(f: &Featurizer, docs: &[(String, bool)]) -> (Csr, Vec<f32>) {
+    let parts: Vec<(Vec<usize>, Vec<u32>, Vec<f32>, Vec<f32>)> = docs
         .par_chunks(8192)
         .map(|chunk| {
             let mut buf = FeatureBuf::default();
             let (mut lens, mut idx, mut val) = (Vec::with_capacity(chunk.len()), Vec::new(), Vec::new());
+            let mut lexicon = Vec::with_capacity(chunk.len());
             for (text, _) in chunk {
                 f.extract(text, &mut buf);
                 lens.push(buf.counts.len());
                 idx.extend(buf.counts.iter().map(|c| c.0));
                 val.extend(buf.counts.iter().map(|c| c.1));
+                lexicon.push(buf.lexicon);
             }
-            (lens, idx, val)
+            (lens, idx, val, lexicon)
         })
         .collect();
     let mut csr = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
-    for (lens, idx, val) in parts {
+    let mut lexicon = Vec::with_capacity(docs.len());
+    for (lens, idx, val, lex) in parts {
         for l in lens {
             csr.indptr.push(csr.indptr.last().expect("non-empty") + l);
         }
         csr.indices.extend(idx);
         csr.values.extend(val);
+        lexicon.extend(lex);
     }
-    csr
+    (csr, lexicon)
 }
 
 /// Number of rows each bucket occurs in (indices are unique within a row).
@@ -459,7 +463,6 @@ fn fit_linfa(
     rows: usize,
     buckets: usize,
 ) -> Result<(Vec<f64>, f64, u64, f64), TrainError> {
-    use linfa::prelude::*;
     let df = document_frequency(x, buckets);
     let mut order: Vec<usize> = (0..buckets).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(df[j]), j));
@@ -478,20 +481,37 @@ fn fit_linfa(
             }
         }
     }
-    let targets = Array1::from_iter(y[..rows].iter().map(|&p| if p { "positive" } else { "negative" }));
-    let fitted = linfa_logistic::LogisticRegression::default()
-        .alpha(cfg.l2 * rows as f64)
-        .max_iterations(cfg.max_iters)
-        .fit(&Dataset::new(dense, targets))
-        .map_err(|e| TrainError::Optimiser(e.to_string()))?;
-    // linfa models P(first label in sorted order is the positive class); check which one it picked.
-    let flip = fitted.labels().pos.class != "positive";
-    let sign = if flip { -1.0 } else { 1.0 };
+    let (params, intercept) = linfa_fit(dense, &y[..rows], cfg.l2 * rows as f64, cfg.max_iters)?;
     let mut w = vec![0f64; buckets];
     for (c, &j) in order.iter().enumerate() {
-        w[j] = sign * fitted.params()[c];
+        w[j] = params[c];
     }
-    Ok((w, sign * fitted.intercept(), cfg.max_iters, f64::NAN))
+    Ok((w, intercept, cfg.max_iters, f64::NAN))
+}
+
+/// Fits logistic regression with linfa-logistic on dense rows; returns the weights and intercept of
+/// P(positive). `alpha` is linfa's L2 penalty on the summed loss.
+fn linfa_fit(x: Array2<f64>, y: &[bool], alpha: f64, max_iters: u64) -> Result<(Vec<f64>, f64), TrainError> {
+    use linfa::prelude::*;
+    let targets = Array1::from_iter(y.iter().map(|&p| if p { "positive" } else { "negative" }));
+    let fitted = linfa_logistic::LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(max_iters)
+        .fit(&Dataset::new(x, targets))
+        .map_err(|e| TrainError::Optimiser(e.to_string()))?;
+    // linfa models P(first label in sorted order is the positive class); check which one it picked.
+    let sign = if fitted.labels().pos.class == "positive" { 1.0 } else { -1.0 };
+    Ok((fitted.params().iter().map(|w| sign * w).collect(), sign * fitted.intercept()))
+}
+
+/// Calibrates the lexicon expert on its own: `[slope, intercept]` of a one-feature logistic regression
+/// from each training row's lexicon score to its label, fitted with linfa-logistic (the dense case it
+/// handles well). Fitting it apart from the n-gram weights keeps it a second opinion: inside the big
+/// model the words' own weights would absorb it, and it would carry no weight where they are wrong.
+fn calibrate_lexicon(scores: &[f32], y: &[bool]) -> Result<[f32; 2], TrainError> {
+    let x = Array2::from_shape_fn((scores.len(), 1), |(i, _)| f64::from(scores[i]));
+    let (w, b) = linfa_fit(x, y, 0.0, 100)?;
+    Ok([w[0] as f32, b as f32])
 }
 
 /// Peak resident set size of this process in MiB, where the OS reports it.
@@ -523,7 +543,7 @@ pub fn train(
     let t1 = Instant::now();
     let featurizer = Featurizer::new(cfg.features.clone());
     let buckets = featurizer.buckets();
-    let mut x = extract_all(&featurizer, &docs);
+    let (mut x, lexicon_scores) = extract_all(&featurizer, &docs);
     let idf = idf(&x, buckets);
     apply_idf(&mut x, &idf);
     let y: Vec<bool> = docs.iter().map(|d| d.1).collect();
@@ -563,6 +583,7 @@ pub fn train(
         (w, bias, objective) = (w2, b2, o2);
         evaluations += e2;
     }
+    let lexicon_logit = if cfg.features.lexicon { Some(calibrate_lexicon(&lexicon_scores, &y)?) } else { None };
     let seconds_optimise = t2.elapsed().as_secs_f64();
     drop(x);
     if let Some(r) = &scale {
@@ -575,6 +596,7 @@ pub fn train(
         features: cfg.features.clone(),
         neutral_band: cfg.neutral_band,
         emoticon_logit: cfg.emoticon_logit,
+        lexicon_logit,
         training: serde_json::json!({
             "data": "Sentiment140 training set (normalised: mentions USER, links URL)",
             "train_rows": docs.len(),
