@@ -82,7 +82,7 @@ impl WordHasher {
     const NEW: Self = Self { hash: SEED, last: '\0', run: 0 };
 
     /// Adds one lowercase char; its bytes also go to `keep` unless the char is cut as an elongation.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, lc: char, keep: Option<&mut Vec<u8>>) {
         if lc == self.last {
             self.run = self.run.saturating_add(1);

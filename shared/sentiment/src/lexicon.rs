@@ -96,12 +96,18 @@ impl Lexicon {
     }
 
     /// Valence of the word with this featuriser hash, if the lexicon has it.
-    #[inline]
+    #[inline(always)]
     pub fn valence(&self, key: u64) -> Option<f32> {
         let f = Self::filter_bit(key);
         if self.filter[f >> 6] & (1 << (f & 63)) == 0 {
             return None;
         }
+        self.probe(key)
+    }
+
+    /// The table probe behind the filter, kept out of line so the featuriser's loop stays small.
+    #[inline(never)]
+    fn probe(&self, key: u64) -> Option<f32> {
         let mut i = self.slot(key);
         loop {
             let v = self.valences[i];

@@ -1,4 +1,5 @@
-//! The trained model: hashed TF-IDF weights plus logistic-regression coefficients, in one binary file.
+//! The trained model: hashed TF-IDF weights, logistic-regression coefficients and the experts' constants,
+//! in one binary file.
 //!
 //! File layout (little-endian): magic `TWLKSENT`, format `u32`, header length `u32`, the JSON
 //! [`ModelMeta`], the bias `f32`, then `2^hash_bits` pairs of `f32` (idf, weight). A bucket never seen in

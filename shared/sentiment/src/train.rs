@@ -1,4 +1,5 @@
-//! Training: Sentiment140 CSV files → deduplicated corpus → hashed TF-IDF → logistic regression.
+//! Training: Sentiment140 CSV files → deduplicated corpus → hashed TF-IDF → logistic regression, then the
+//! lexicon expert's calibration.
 //!
 //! Two optimisers of the same model family are offered. [`Trainer::Lbfgs`] runs argmin's L-BFGS (the
 //! optimiser linfa-logistic itself uses) on the sparse matrix of all buckets. [`Trainer::Linfa`] keeps
