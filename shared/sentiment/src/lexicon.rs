@@ -11,6 +11,7 @@
 //! and VADER's rules are reduced to the negation flip (its ×−0.74, within the featuriser's negation
 //! scope) and its normalisation of the valence sum to (−1, 1).
 
+use crate::features::hash_token;
 use std::sync::OnceLock;
 
 /// VADER's factor for a word inside a negation's scope.
@@ -24,8 +25,8 @@ const VADER_LEXICON: &str = include_str!("../data/vader_lexicon.txt");
 /// Word valences keyed by word hash, in an open-addressed table (empty slots hold NaN).
 ///
 /// Most words of a tweet are not in the lexicon; a one-bit-per-hash-value filter small enough for L1
-/// cache answers those without touching the 192 KB table (this cut the lookups' cost by more than half in the
-/// `features/extract_*` benches).
+/// cache answers those without touching the 192 KB table (this cut the lookups' cost by more than half
+/// in the `features/extract_*` benches).
 #[derive(Debug)]
 pub struct Lexicon {
     keys: Vec<u64>,
@@ -46,14 +47,14 @@ impl Lexicon {
 
     /// Parses the embedded VADER lexicon into a new table (what [`Lexicon::vader`] does once).
     pub fn build_vader() -> Lexicon {
-        Lexicon::parse(VADER_LEXICON, crate::features::hash_token)
+        Lexicon::parse(VADER_LEXICON)
     }
 
     /// Reads `token<TAB>mean valence<TAB>…` lines. VADER looks words up lowercased, so entries with
     /// capitals are never matched there and are skipped here too; entries that are not one word (emoticons)
     /// can never be a token of the featuriser. Apostrophes are dropped as the featuriser drops them. Of two
     /// entries for one word the later wins, as in VADER's own dictionary (`lol` is listed twice).
-    fn parse(text: &str, hash: fn(&str) -> u64) -> Lexicon {
+    fn parse(text: &str) -> Lexicon {
         let entries: Vec<(u64, f32)> = text
             .lines()
             .filter_map(|line| {
@@ -61,7 +62,7 @@ impl Lexicon {
                 let word = cols.next()?;
                 let valence: f32 = cols.next()?.trim().parse().ok()?;
                 let is_word = word.chars().all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || c == '\'');
-                (is_word && word.chars().any(char::is_alphanumeric)).then(|| (hash(word), valence))
+                (is_word && word.chars().any(char::is_alphanumeric)).then(|| (hash_token(word), valence))
             })
             .collect();
         let slots = (entries.len() * 2).next_power_of_two().max(16);
@@ -74,10 +75,7 @@ impl Lexicon {
         for (key, valence) in entries {
             let f = Self::filter_bit(key);
             lex.filter[f >> 6] |= 1 << (f & 63);
-            let mut i = lex.slot(key);
-            while !lex.valences[i].is_nan() && lex.keys[i] != key {
-                i = (i + 1) & lex.mask;
-            }
+            let i = lex.find(key);
             lex.keys[i] = key;
             lex.valences[i] = valence;
         }
@@ -108,17 +106,18 @@ impl Lexicon {
     /// The table probe behind the filter, kept out of line so the featuriser's loop stays small.
     #[inline(never)]
     fn probe(&self, key: u64) -> Option<f32> {
+        let v = self.valences[self.find(key)];
+        (!v.is_nan()).then_some(v)
+    }
+
+    /// The slot holding `key`, or the empty slot where it belongs (linear probing; the table is at most
+    /// half full, so an empty slot always ends the walk).
+    fn find(&self, key: u64) -> usize {
         let mut i = self.slot(key);
-        loop {
-            let v = self.valences[i];
-            if v.is_nan() {
-                return None;
-            }
-            if self.keys[i] == key {
-                return Some(v);
-            }
+        while !self.valences[i].is_nan() && self.keys[i] != key {
             i = (i + 1) & self.mask;
         }
+        i
     }
 
     /// Number of words in the table.
@@ -141,7 +140,6 @@ pub fn normalize_valence(sum: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::hash_token;
 
     #[test]
     fn vader_words_are_found_by_the_featurisers_hash() {
@@ -156,7 +154,7 @@ mod tests {
 
     #[test]
     fn parse_skips_emoticons_and_capitalised_entries_and_keeps_the_last_duplicate() {
-        let lex = Lexicon::parse(":)\t2.0\t0\t[]\nLOL\t2.9\nok\t0.9\nok\t5.0\ndon't\t-1\n", hash_token);
+        let lex = Lexicon::parse(":)\t2.0\t0\t[]\nLOL\t2.9\nok\t0.9\nok\t5.0\ndon't\t-1\n");
         assert_eq!(lex.len(), 2);
         assert_eq!(lex.valence(hash_token("ok")), Some(5.0));
         assert_eq!(lex.valence(hash_token("dont")), Some(-1.0));
