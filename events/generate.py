@@ -93,12 +93,47 @@ def good_batch():
     return recs
 
 
+def hostile_batch(first_offset):
+    """Records no Kafka client sends, each quarantined by the named rule, around two good tweets that land.
+    Partition 0, offsets from `first_offset` (after the poison batch). Returns (records, rules in offset order)."""
+    tweets = PAGE["data"][20:22]
+    cases = [
+        (lambda r: r["headers"].__setitem__(0, {"tweetlake-source": None}), "decodable"),
+        (lambda r: r["headers"].__setitem__(0, {"tweetlake-source": [104, 300]}), "decodable"),
+        (lambda r: r["headers"].__setitem__(0, {"tweetlake-source": {"not": "bytes"}}), "decodable"),
+        (lambda r: r.__setitem__("value", None), "value_present"),
+        (lambda r: r.__setitem__("value", {"not": "base64"}), "decodable"),
+        (lambda r: r.__setitem__("value", 42), "decodable"),
+        (lambda r: r.__setitem__("timestamp", 1e300), "kafka_timestamp"),
+        (lambda r: r.__setitem__("timestamp", 9223372036854775807), "kafka_timestamp"),
+        (lambda r: r.__setitem__("timestamp", 10**16), "kafka_timestamp"),
+        (lambda r: r.__setitem__("timestamp", 4102444800000), "kafka_timestamp"),  # 2100-01-01
+        (lambda r: r.__setitem__("timestamp", "yesterday"), "decodable"),
+        (lambda r: r.__setitem__("partition", -3), "decodable"),
+    ]
+    recs, rules, off = [], [], first_offset
+    recs.append(record(0, off, envelope(tweets[0]), key=tweets[0]["id"]))
+    off += 1
+    for i, (spoil, rule) in enumerate(cases):
+        t = dict(PAGE["data"][22 + i], id=str(1440000000000000000 + i))
+        r = record(0, off, envelope(t), key=t["id"])
+        spoil(r)
+        recs.append(r)
+        rules.append(rule)
+        off += 1
+    recs.append(record(0, off, envelope(tweets[1]), key=tweets[1]["id"]))
+    return recs, rules
+
+
 def main():
     recs = good_batch()
     (ROOT / "events/msk-batch.json").write_text(json.dumps(event("aws:kafka", recs), indent=1) + "\n")
     (ROOT / "events/self-managed-batch.json").write_text(json.dumps(event("SelfManagedKafka", recs), indent=1) + "\n")
-    poison = [record(0, 500 + i, None, raw_value=v, headers=False) for i, v in enumerate(["%%%not-base64", base64.b64encode(b"\xff\xfe\xfd").decode(), base64.b64encode(b"[1,2,3]").decode()])]
+    # Partition 0 continues where the good batch ends (offset 110), as the mapping would deliver it.
+    poison = [record(0, 111 + i, None, raw_value=v, headers=False) for i, v in enumerate(["%%%not-base64", base64.b64encode(b"\xff\xfe\xfd").decode(), base64.b64encode(b"[1,2,3]").decode()])]
     (ROOT / "events/poison-batch.json").write_text(json.dumps(event("aws:kafka", poison), indent=1) + "\n")
+    hostile, _rules = hostile_batch(114)
+    (ROOT / "events/hostile-batch.json").write_text(json.dumps(event("aws:kafka", hostile), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,8 @@
 //! out-of-order batches, a re-sent tweet and a late tweet, the summed partials equal a from-scratch
 //! recount of the tweets table, both tables read back with the independent reader.
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use tweetlake_tests::recount::{WindowCounts, WindowKey, recount_windows, window_start};
+use chrono::DateTime;
+use tweetlake_tests::recount::{assert_partials_match_recount, window_start};
 use tweetlake_tests::*;
 
 const BASE_MS: i64 = 1_764_000_000_000 - 1_764_000_000_000 % 3_600_000; // an hour boundary
@@ -24,29 +22,6 @@ fn rec(partition: i32, offset: i64, id: u64, created_min: i64, rule: &str, text:
 
 fn texts(i: i64) -> &'static str {
     ["I love #rust and #async :)", "this is awful #rust :(", "meh #delta", "great day", "hate waiting #async"][i as usize % 5]
-}
-
-fn norm_ts(s: &str) -> String {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).to_rfc3339()
-}
-
-fn summed(aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
-    let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
-    for r in aggs["rows"].as_array().unwrap() {
-        let key = (
-            r["dimension"].as_str().unwrap().to_string(),
-            r["value"].as_str().unwrap().to_string(),
-            r["window_minutes"].as_i64().unwrap(),
-            norm_ts(r["window_start"].as_str().unwrap()),
-        );
-        let e = out.entry(key).or_default();
-        e.0 += r["tweets"].as_i64().unwrap();
-        e.1 += r["positive"].as_i64().unwrap();
-        e.2 += r["neutral"].as_i64().unwrap();
-        e.3 += r["negative"].as_i64().unwrap();
-        e.4 += r["score_sum"].as_f64().unwrap();
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,13 +57,7 @@ async fn summed_partials_equal_a_recount_of_the_tweets_table() {
     assert_eq!(aggs["partition_columns"], serde_json::json!(["window_date"]));
     assert_eq!((aggs["protocol"]["reader"].as_i64(), aggs["protocol"]["writer"].as_i64()), (Some(1), Some(2)));
 
-    let (want, got) = (recount_windows(&tweets), summed(&aggs));
-    assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
-    for (k, w) in &want {
-        let g = &got[k];
-        assert_eq!((w.0, w.1, w.2, w.3), (g.0, g.1, g.2, g.3), "{k:?}");
-        assert!((w.4 - g.4).abs() < 1e-9, "{k:?} score sum {} vs {}", w.4, g.4);
-    }
+    let got = assert_partials_match_recount(&tweets, &aggs);
     let two_hours_before = DateTime::from_timestamp_millis(BASE_MS - 7_200_000).unwrap().to_rfc3339();
     let late_hour = ("rule".to_string(), "rust".to_string(), 60, window_start(&two_hours_before, 60));
     assert_eq!(got[&late_hour].0, 1, "the late tweet has its own (old) window");

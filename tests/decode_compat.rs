@@ -40,7 +40,7 @@ fn header_bytes_above_127_and_records_without_headers() {
 
 #[test]
 fn sample_events_decode_completely() {
-    for name in ["msk-batch.json", "self-managed-batch.json", "poison-batch.json"] {
+    for name in ["msk-batch.json", "self-managed-batch.json", "poison-batch.json", "hostile-batch.json"] {
         let bytes = std::fs::read(tweetlake_tests::repo_root().join("events").join(name)).unwrap();
         let recs = decode_event(&bytes).unwrap().1;
         let ev: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

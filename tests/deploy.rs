@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::process::Command;
 use tweetlake_tests::infra::{sub_text, template};
-use tweetlake_tests::repo_root;
+use tweetlake_tests::lambda::LocalLambda;
+use tweetlake_tests::{local_tables, read_table, repo_root};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
@@ -54,17 +55,23 @@ fn elf_machine(path: &std::path::Path) -> u16 {
 fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name() {
     let tpl = template();
     let prefix = tpl["Parameters"]["NamePrefix"]["Default"].as_str().expect("NamePrefix default").to_owned();
-    for (resource, package) in
-        [("IngestFunction", "tweetlake-ingest-function"), ("ProcessFunction", "tweetlake-process"), ("MaintenanceFunction", "tweetlake-maintenance")]
-    {
+    for (resource, package) in [
+        ("IngestFunction", "tweetlake-ingest-function"),
+        ("ProcessFunction", "tweetlake-process"),
+        ("MaintenanceFunction", "tweetlake-maintenance"),
+    ] {
         let r = &tpl["Resources"][resource];
         assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{resource}");
         let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("BuildProperties.Binary");
         let name = sub_text(&r["Properties"]["FunctionName"]).replace("${NamePrefix}", &prefix);
-        assert_eq!(name, binary, "{resource}: the function is named after its binary, so `cargo lambda deploy {binary}` updates it");
+        assert_eq!(
+            name, binary,
+            "{resource}: the function is named after its binary, so `cargo lambda deploy {binary}` updates it"
+        );
         // CodeUri (relative to infra/) is the package that defines the binary.
         let code_uri = r["Properties"]["CodeUri"].as_str().expect("CodeUri");
-        let manifest = std::fs::read_to_string(repo_root().join("infra").join(code_uri).join("Cargo.toml")).expect("CodeUri holds a Cargo.toml");
+        let manifest = std::fs::read_to_string(repo_root().join("infra").join(code_uri).join("Cargo.toml"))
+            .expect("CodeUri holds a Cargo.toml");
         assert!(manifest.contains(&format!("name = \"{package}\"")), "{resource}: CodeUri {code_uri} is package {package}");
         let defines_binary = manifest.contains(&format!("name = \"{binary}\"")) || package == binary;
         assert!(defines_binary, "{resource}: package {package} builds binary {binary}");
@@ -90,7 +97,8 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
         assert!(dry.status.success(), "cargo lambda deploy --dry {name}: {}", String::from_utf8_lossy(&dry.stderr));
         // The JSON follows a progress line.
         let out = String::from_utf8_lossy(&dry.stdout);
-        let plan: Json = out.find('{').and_then(|i| serde_json::from_str(&out[i..]).ok()).unwrap_or_else(|| panic!("no JSON plan in: {out}"));
+        let plan: Json =
+            out.find('{').and_then(|i| serde_json::from_str(&out[i..]).ok()).unwrap_or_else(|| panic!("no JSON plan in: {out}"));
         assert_eq!(plan["kind"], "function", "{plan}");
         assert_eq!(plan["name"].as_str(), Some(binary), "{plan}");
         assert_eq!(plan["arch"].as_str(), Some(if machine == 0x3E { "x86_64" } else { "arm64" }), "{plan}");
@@ -100,4 +108,31 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
         assert_eq!(plan["files"], serde_json::json!(["bootstrap"]), "the archive holds the bootstrap executable: {plan}");
         assert_eq!(plan["config"]["runtime"].as_str(), Some("provided.al2023"), "{plan}");
     }
+}
+
+/// The process function as it deploys (the release profile's panic strategy) survives a storage
+/// failure inside delta-rs's writer, where the storage client panics while cleaning up a failed upload:
+/// the invocation fails as `Tweetlake.Retryable` and the same process then lands the batch once.
+#[test]
+fn the_release_build_reports_a_failed_write_as_retryable_and_lives_on() {
+    let build = cargo_lambda(&["build", "--release", "--compiler", "cargo", "--quiet", "-p", "tweetlake-process"]);
+    assert!(build.status.success(), "cargo lambda build --release: {}", String::from_utf8_lossy(&build.stderr));
+    let bootstrap = target_dir().join("lambda/tweetlake-process/bootstrap");
+    let t = local_tables();
+    let f = LocalLambda::start(bootstrap.to_str().unwrap(), &t.env());
+    // The function creates the tables at start; then the tweets table's partition folder is made a file.
+    let log = std::path::Path::new(&t.tweets).join("_delta_log");
+    let started = std::time::Instant::now();
+    while !log.exists() {
+        assert!(started.elapsed().as_secs() < 60, "the function did not create its tables");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let blocker = std::path::Path::new(&t.tweets).join("created_date=2021-09-22");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let err = f.invoke_result("msk-batch.json").expect_err("the write cannot succeed");
+    assert!(err.contains("Tweetlake.Retryable"), "{err}");
+    std::fs::remove_file(&blocker).unwrap();
+    let summary = f.invoke("msk-batch.json");
+    assert_eq!(summary["rows_written"], 20, "{summary}");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 20);
 }

@@ -52,7 +52,8 @@ fn cfn_lint_catches_a_function_naming_a_missing_role() {
     // Proves the linter reads the functions through the SAM transform rather than skipping them.
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("template.yaml");
-    std::fs::write(&broken, template_text().replacen("Role: !GetAtt ProcessRole.Arn", "Role: !GetAtt NoSuchRole.Arn", 1)).unwrap();
+    std::fs::write(&broken, template_text().replacen("Role: !GetAtt ProcessRole.Arn", "Role: !GetAtt NoSuchRole.Arn", 1))
+        .unwrap();
     let out = run("TWEETLAKE_CFN_LINT", &["--format", "json", broken.to_str().unwrap()]);
     let found: Json = serde_json::from_slice(&out.stdout).expect("cfn-lint prints JSON");
     let ids: Vec<&str> = found.as_array().unwrap().iter().filter_map(|m| m["Rule"]["Id"].as_str()).collect();

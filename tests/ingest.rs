@@ -42,7 +42,13 @@ async fn ingest(server: &XApiServer, topic: &str, watermarks: &str, extra: &[(&s
 async fn new_secret(prefix: &str, value: Value) -> String {
     let sm = aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await);
     let name = format!("tweetlake/{prefix}-{}-{}", std::process::id(), Utc::now().timestamp_micros());
-    let out = sm.create_secret().name(&name).secret_string(value.to_string()).send().await.expect("secret created on the local endpoint");
+    let out = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("secret created on the local endpoint");
     out.arn().expect("arn").to_owned()
 }
 
@@ -64,7 +70,11 @@ fn id_of(v: &Value) -> u64 {
 fn by_key(records: &[Consumed]) -> BTreeMap<String, TweetMessage> {
     records
         .iter()
-        .filter_map(|c| c.key.as_ref().map(|k| (String::from_utf8(k.clone()).unwrap(), serde_json::from_slice(c.value.as_ref().unwrap()).unwrap())))
+        .filter_map(|c| {
+            c.key
+                .as_ref()
+                .map(|k| (String::from_utf8(k.clone()).unwrap(), serde_json::from_slice(c.value.as_ref().unwrap()).unwrap()))
+        })
         .collect()
 }
 
@@ -129,7 +139,8 @@ async fn search_paginates_merges_rules_and_advances_watermarks_only_forward() {
     server.set_pool(BREXIT, brexit.clone());
     let r2 = run.run(far()).await.unwrap();
     assert_eq!(r2.produced.messages, 20, "{r2:?}");
-    let brexit_reqs: Vec<_> = server.seen().into_iter().filter(|s| s.query.get("query").map(String::as_str) == Some(BREXIT)).collect();
+    let brexit_reqs: Vec<_> =
+        server.seen().into_iter().filter(|s| s.query.get("query").map(String::as_str) == Some(BREXIT)).collect();
     assert!(brexit_reqs[..3].iter().all(|s| !s.query.contains_key("since_id")), "the first run starts without a watermark");
     assert_eq!(brexit_reqs[3].query["since_id"], newest_80.to_string());
     assert_eq!(brexit_reqs[3].query["post.fields"], tweetlake_ingest::xapi::TWEET_FIELDS);
@@ -150,11 +161,18 @@ async fn rate_limits_and_the_deadline_cut_a_run_short_and_the_next_run_fills_the
     let wm = dir.path().join("wm.json");
     let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
     let clock = ManualClock::new(t0);
-    let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &format!("brexit: {BREXIT}"))]).await.unwrap().with_clock(Arc::new(clock.clone()));
+    let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &format!("brexit: {BREXIT}"))])
+        .await
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
 
     // A 429 whose reset is 32 s away (waited out), one page, then a 503 whose 1 s retry wait would
     // reach into the deadline's 10 s margin (43 s away): the run stops, keeps what it has, records a gap.
-    server.fail_next_searches([Fault::RateLimited { reset: (t0 + CDuration::seconds(32)).timestamp() }, Fault::Pass, Fault::Status(503)]);
+    server.fail_next_searches([
+        Fault::RateLimited { reset: (t0 + CDuration::seconds(32)).timestamp() },
+        Fault::Pass,
+        Fault::Status(503),
+    ]);
     server.rate_window(2, (t0 + CDuration::hours(1)).timestamp());
     let r1 = run.run(t0 + CDuration::seconds(43)).await.unwrap();
     assert_eq!(clock.sleeps(), vec![Duration::from_secs(32)], "waited for the rate-limit reset, not into the margin");
@@ -201,9 +219,18 @@ async fn a_broker_that_is_down_fails_the_run_without_moving_the_watermark_and_a_
     let topic = new_topic("down", 2).await;
 
     // Nothing listens on port 1: no acknowledgement within the message timeout.
-    let down = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_RULES", &single), ("TWEETLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:1"), ("TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", "1500")])
-        .await
-        .unwrap();
+    let down = ingest(
+        &server,
+        &topic,
+        wm.to_str().unwrap(),
+        &[
+            ("TWEETLAKE_RULES", &single),
+            ("TWEETLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:1"),
+            ("TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", "1500"),
+        ],
+    )
+    .await
+    .unwrap();
     let e = down.run(far()).await.unwrap_err();
     assert!(matches!(e, Error::Kafka(_)) && e.is_retryable(), "{e}");
     assert!(e.to_string().contains("100 of 100 messages not acknowledged"), "{e}");
@@ -241,14 +268,20 @@ fn line(v: &str) -> Piece {
 async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncated_messages() {
     let server = XApiServer::start().await;
     server.set_rules(&[("cat has:images", "cats"), (BREXIT, "brexit")]);
-    let session = std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/filtered_stream_session.jsonl")).unwrap();
+    let session =
+        std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/filtered_stream_session.jsonl")).unwrap();
     let lines: Vec<&str> = session.lines().collect();
     assert_eq!(lines.len(), 8);
-    let disconnect = std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/stream_operational_disconnect_error.json")).unwrap();
+    let disconnect =
+        std::fs::read_to_string(tweetlake_tests::repo_root().join("tests/data/x-api/stream_operational_disconnect_error.json"))
+            .unwrap();
     let cut = &lines[2][..lines[2].len() / 2];
     server.script_stream([
         // Two messages, a keep-alive, then the third cut off by a disconnect.
-        StreamConn::Send { pieces: vec![line(lines[0]), Piece::Bytes(b"\r\n".to_vec()), line(lines[1]), Piece::Bytes(cut.as_bytes().to_vec())], hang: false },
+        StreamConn::Send {
+            pieces: vec![line(lines[0]), Piece::Bytes(b"\r\n".to_vec()), line(lines[1]), Piece::Bytes(cut.as_bytes().to_vec())],
+            hang: false,
+        },
         StreamConn::Refuse(503),
         StreamConn::Refuse(503),
         StreamConn::Refuse(429),
@@ -256,7 +289,11 @@ async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncat
         StreamConn::Send { pieces: vec![Piece::Bytes(b"\r\n".to_vec())], hang: true },
         // The rest of the recorded session (its last line is truncated), then X's operational disconnect.
         StreamConn::Send {
-            pieces: lines[2..].iter().map(|l| line(l)).chain([Piece::Pause(Duration::from_millis(50)), line(&disconnect.replace('\n', ""))]).collect(),
+            pieces: lines[2..]
+                .iter()
+                .map(|l| line(l))
+                .chain([Piece::Pause(Duration::from_millis(50)), line(&disconnect.replace('\n', ""))])
+                .collect(),
             hang: false,
         },
     ]);
@@ -454,7 +491,11 @@ async fn tls_and_scram_over_tls_deliver_every_tweet_with_a_private_ca_and_the_sc
         // Without the private CA the broker's certificate is not trusted: nothing is delivered and
         // the watermark stays put. With SCRAM, a wrong password fails the same way.
         let fresh = dir.path().join(format!("{auth}-refused.json"));
-        let mut refused: Vec<(&str, &str)> = extra.iter().copied().filter(|(k, _)| !["TWEETLAKE_KAFKA_CA_FILE", "TWEETLAKE_TOPIC_PARTITIONS"].contains(k)).collect();
+        let mut refused: Vec<(&str, &str)> = extra
+            .iter()
+            .copied()
+            .filter(|(k, _)| !["TWEETLAKE_KAFKA_CA_FILE", "TWEETLAKE_TOPIC_PARTITIONS"].contains(k))
+            .collect();
         let mut cases = vec![refused.clone()];
         if secret.is_some() {
             refused.retain(|(k, _)| *k != "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN");
@@ -463,7 +504,10 @@ async fn tls_and_scram_over_tls_deliver_every_tweet_with_a_private_ca_and_the_sc
         }
         for case in cases {
             let e = ingest(&server, &topic, fresh.to_str().unwrap(), &case).await.unwrap().run(far()).await.unwrap_err();
-            assert!(matches!(e, Error::Kafka(_)) && e.to_string().contains("200 of 200 messages not acknowledged"), "{auth}: {e}");
+            assert!(
+                matches!(e, Error::Kafka(_)) && e.to_string().contains("200 of 200 messages not acknowledged"),
+                "{auth}: {e}"
+            );
             assert!(!e.to_string().contains(&password), "the password never shows: {e}");
             assert!(!fresh.exists(), "{auth}: the watermark must not move");
         }
@@ -490,7 +534,8 @@ async fn msk_endpoint(known_arn: &'static str, brokers: Value) -> (String, Arc<s
                         axum::Json(brokers).into_response()
                     } else {
                         let body = serde_json::json!({ "message": format!("Cluster {arn} does not exist.") });
-                        (axum::http::StatusCode::NOT_FOUND, [("x-amzn-ErrorType", "NotFoundException")], axum::Json(body)).into_response()
+                        (axum::http::StatusCode::NOT_FOUND, [("x-amzn-ErrorType", "NotFoundException")], axum::Json(body))
+                            .into_response()
                     }
                 }
             }),
@@ -523,7 +568,11 @@ async fn bootstrap_brokers_are_looked_up_from_the_msk_cluster_arn_for_the_chosen
     assert_eq!(asked.lock().unwrap().as_slice(), [ARN, ARN], "the SDK sent the ARN in the path");
     // A mode the cluster does not offer, and an unknown cluster, fail at start naming the setting.
     let e = bootstrap_brokers(&client, ARN, AuthMode::Scram).await.unwrap_err();
-    assert!(matches!(e, Error::Config { var: "TWEETLAKE_KAFKA_AUTH", .. }) && e.to_string().contains("no brokers for auth mode Scram"), "{e}");
+    assert!(
+        matches!(e, Error::Config { var: "TWEETLAKE_KAFKA_AUTH", .. })
+            && e.to_string().contains("no brokers for auth mode Scram"),
+        "{e}"
+    );
     let other = ARN.replace("tweetlake/", "other/");
     let e = bootstrap_brokers(&client, &other, AuthMode::Iam).await.unwrap_err();
     assert!(matches!(e, Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", .. }), "{e}");

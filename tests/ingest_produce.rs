@@ -56,9 +56,18 @@ fn main() {
         let d = rt.block_on(producer.send_all(c.messages(), &[], "bench", "bench")).unwrap();
         let secs = start.elapsed().as_secs_f64();
         assert_eq!(d.messages, c.len());
-        eprintln!("run {i}: {} tweets ({:.1} MB of pages) parsed in {:.3} s, acknowledged after {secs:.3} s: {:.0} tweets/s", c.len(), bytes as f64 / 1e6, parsed.as_secs_f64(), c.len() as f64 / secs);
+        eprintln!(
+            "run {i}: {} tweets ({:.1} MB of pages) parsed in {:.3} s, acknowledged after {secs:.3} s: {:.0} tweets/s",
+            c.len(),
+            bytes as f64 / 1e6,
+            parsed.as_secs_f64(),
+            c.len() as f64 / secs
+        );
         runs.push(c.len() as f64 / secs);
     }
     runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("ingest page-parse → produce-acknowledged: median {:.0} tweets/s (min {:.0}, max {:.0}, 5 runs)", runs[2], runs[0], runs[4]);
+    println!(
+        "ingest page-parse → produce-acknowledged: median {:.0} tweets/s (min {:.0}, max {:.0}, 5 runs)",
+        runs[2], runs[0], runs[4]
+    );
 }

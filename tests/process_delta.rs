@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
+use tweetlake_tests::on_both_backends;
 use tweetlake_tests::*;
 
 const P0: &str = "tweetlake:tweets:0";
@@ -19,23 +20,6 @@ fn assert_unique(table: &Value) {
     let all = ids(table);
     let set: HashSet<&String> = all.iter().collect();
     assert_eq!(set.len(), all.len(), "duplicate tweet ids in the table");
-}
-
-/// Runs a scenario on local disk and on the S3 endpoint.
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local_dir() {
-                $body(local_tables()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3() {
-                $body(s3_tables(stringify!($name).replace('_', "-").as_str())).await;
-            }
-        }
-    };
 }
 
 async fn sample_batch_then_redelivered_three_times(t: Tables) {
@@ -135,19 +119,17 @@ async fn resent_tweet_at_later_offset(t: Tables) {
     let s = p2.process_event(event(&[late.clone()])).await.unwrap();
     assert_eq!((s.duplicates_in_window, s.rows_written), (1, 0));
     // Past the window the id is forgotten: the state stays bounded, and the re-send is a new row.
-    let mut much_later = first[3].clone();
-    much_later.offset = 9;
-    much_later.timestamp_ms += 2 * 3_600_000;
-    let filler = Rec { offset: 10, timestamp_ms: much_later.timestamp_ms, ..good_recs(1, 10, 1, 7_200)[0].clone() };
+    let much_later = first[3].timestamp_ms + 2 * 3_600_000;
+    let filler = Rec { offset: 9, timestamp_ms: much_later, ..good_recs(1, 9, 1, 7_200)[0].clone() };
     p2.process_event(event(&[filler])).await.unwrap();
     let mut later_still = first[3].clone();
-    later_still.offset = 11;
-    later_still.timestamp_ms = much_later.timestamp_ms + 1;
+    later_still.offset = 10;
+    later_still.timestamp_ms = much_later + 1;
     let s = p2.process_event(event(&[later_still])).await.unwrap();
     assert_eq!((s.duplicates_in_window, s.rows_written), (0, 1), "ids older than the window are forgotten");
     let table = read_table(&t.tweets, &["tweetlake:tweets:1"]);
     assert_eq!(table["rows"].as_array().unwrap().len(), 8);
-    assert_eq!(table["txn"]["tweetlake:tweets:1"], 11);
+    assert_eq!(table["txn"]["tweetlake:tweets:1"], 10);
 }
 on_both_backends!(window, resent_tweet_at_later_offset);
 
@@ -159,10 +141,10 @@ async fn poison_batch_is_quarantined_not_failed(t: Tables) {
     assert_eq!(rules, vec!["decodable", "schema", "utf8"]);
     let q = read_table(&t.quarantine, &[P0]);
     assert_eq!(q["rows"].as_array().unwrap().len(), 3);
-    assert_eq!(q["txn"][P0], 502);
+    assert_eq!(q["txn"][P0], 113);
     let payloads: Vec<&str> = q["rows"].as_array().unwrap().iter().map(|r| r["payload"].as_str().unwrap()).collect();
     assert!(payloads.contains(&"%%%not-base64"), "the raw payload is kept: {payloads:?}");
-    assert_eq!(read_table(&t.tweets, &[P0])["txn"][P0], 502, "offsets advance on the tweets table too");
+    assert_eq!(read_table(&t.tweets, &[P0])["txn"][P0], 113, "offsets advance on the tweets table too");
 }
 on_both_backends!(poison, poison_batch_is_quarantined_not_failed);
 
@@ -208,4 +190,57 @@ async fn unreachable_s3_fails_as_retryable() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "0");
+}
+
+/// S3 answers nothing (a stalled endpoint: connections accepted, never answered): each request gives up
+/// after `TWEETLAKE_S3_TIMEOUT_SECS` instead of the client's 30 s default, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_s3_fails_within_the_request_timeout() {
+    let t = s3_tables("stalled");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection without a byte in reply (closed with the test process).
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let cfg = test_config(
+        &t,
+        &[
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
+            ("TWEETLAKE_S3_MAX_RETRIES", "1"),
+            ("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "3"),
+            ("TWEETLAKE_S3_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let err = match tweetlake::Processor::new(cfg).await {
+        Ok(_) => panic!("a stalled endpoint cannot serve S3"),
+        Err(e) => e,
+    };
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("S3 did not answer in time"), "{err}");
+    assert!(started.elapsed().as_secs() < 15, "each request is bounded: {:?}", started.elapsed());
+}
+
+/// A table in a bucket that does not exist fails the start with words a person can act on, not the S3
+/// client's raw text alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_named_as_such() {
+    s3_endpoint();
+    let get = |k: &str| match k {
+        "TWEETLAKE_TABLE_URI" => Some("s3://tweetlake-no-such-bucket/tweets".to_owned()),
+        "TWEETLAKE_QUARANTINE_URI" => Some("s3://tweetlake-no-such-bucket/quarantine".to_owned()),
+        "TWEETLAKE_S3_MAX_RETRIES" => Some("0".to_owned()),
+        k if k.starts_with("AWS_") => std::env::var(k).ok(),
+        _ => None,
+    };
+    let err = match tweetlake::Processor::new(tweetlake::ProcessConfig::from_lookup(get).unwrap()).await {
+        Ok(_) => panic!("there is no such bucket"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(err.to_string().contains("s3://tweetlake-no-such-bucket/tweets"), "{err}");
 }

@@ -380,7 +380,13 @@ async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
     let processor = tweetlake::Processor::new(cfg).await?;
     for path in events {
         let payload = std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?;
-        let summary = processor.process_event(payload).await.with_context(|| format!("processing {}", path.display()))?;
+        let summary = processor.process_event(payload).await.map_err(|e| {
+            let kind = match e.is_retryable() {
+                true => "retryable: running the same event again may succeed",
+                false => "not retryable: the event or a setting must change first",
+            };
+            anyhow::anyhow!("processing {}: {e} ({kind})", path.display())
+        })?;
         println!("{}", serde_json::to_string(&summary)?);
     }
     Ok(())
@@ -420,8 +426,14 @@ async fn run_local(a: LocalArgs) -> Result<()> {
     };
     let s = tweetlake_local::local::run(opts, lookup).await?;
     eprintln!("\n== what landed");
-    eprintln!("tweets table: {} rows ({} written by this run); quarantine: {} rows", s.tweets_in_table, s.delivered.rows_written, s.quarantined_in_table);
-    eprintln!("duplicates skipped: {}; quarantined by this run per rule: {:?}", s.delivered.duplicates_skipped, s.delivered.quarantined);
+    eprintln!(
+        "tweets table: {} rows ({} written by this run); quarantine: {} rows",
+        s.tweets_in_table, s.delivered.rows_written, s.quarantined_in_table
+    );
+    eprintln!(
+        "duplicates skipped: {}; quarantined by this run per rule: {:?}",
+        s.delivered.duplicates_skipped, s.delivered.quarantined
+    );
     for (rule, (n, mean)) in &s.sentiment_per_rule {
         eprintln!("rule {rule:>12}: {n:>6} tweets, mean sentiment {mean:.3}");
     }
@@ -474,7 +486,11 @@ fn main() -> Result<()> {
                 (None, None) => unreachable!("clap requires --sql or --file"),
             };
             let cfg = tweetlake::ProcessConfig::from_lookup(tables.lookup())?;
-            let names = [("tweets", cfg.table_uri.as_str()), ("quarantine", cfg.quarantine_uri.as_str()), ("aggregates", cfg.aggregates_uri.as_str())];
+            let names = [
+                ("tweets", cfg.table_uri.as_str()),
+                ("quarantine", cfg.quarantine_uri.as_str()),
+                ("aggregates", cfg.aggregates_uri.as_str()),
+            ];
             let ctx = tweetlake_local::query::session(&names, &cfg.storage_options).await?;
             for row in tweetlake_local::query::rows(&ctx, &sql).await? {
                 println!("{row}");
@@ -484,10 +500,17 @@ fn main() -> Result<()> {
         #[cfg(feature = "pipeline")]
         Command::Topic(TopicCommand::Create { name, partitions, replication_factor, bootstrap }) => {
             let settings = tweetlake_ingest::kafka::KafkaSettings::plaintext(&bootstrap);
-            let status = tokio::runtime::Runtime::new()?.block_on(tweetlake_ingest::kafka::create_topic(&settings, &name, partitions, replication_factor))?;
+            let status = tokio::runtime::Runtime::new()?.block_on(tweetlake_ingest::kafka::create_topic(
+                &settings,
+                &name,
+                partitions,
+                replication_factor,
+            ))?;
             match &status {
                 tweetlake_ingest::kafka::TopicStatus::Created { .. } => eprintln!("topic {name} created"),
-                tweetlake_ingest::kafka::TopicStatus::Exists { partitions } => eprintln!("topic {name} already exists with {partitions} partitions; left as it is"),
+                tweetlake_ingest::kafka::TopicStatus::Exists { partitions } => {
+                    eprintln!("topic {name} already exists with {partitions} partitions; left as it is")
+                }
             }
             println!("{}", serde_json::to_string(&status)?);
             Ok(())

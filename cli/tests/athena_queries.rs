@@ -38,8 +38,9 @@ fn athena_example_queries_match_an_independent_count() {
     // of each rule tag and each hashtag (the same recount the aggregates test uses).
     let windows = recount_windows(&tweets);
     let hourly = |dim: &'static str| windows.iter().filter(move |((d, _, m, _), _)| d == dim && *m == 60);
-    let expected: BTreeMap<(DateTime<Utc>, &str), &WindowCounts> =
-        hourly("rule").map(|((_, rule, _, start), counts)| ((DateTime::parse_from_rfc3339(start).unwrap().to_utc(), rule.as_str()), counts)).collect();
+    let expected: BTreeMap<(DateTime<Utc>, &str), &WindowCounts> = hourly("rule")
+        .map(|((_, rule, _, start), counts)| ((DateTime::parse_from_rfc3339(start).unwrap().to_utc(), rule.as_str()), counts))
+        .collect();
     let got = query("infra/athena/sentiment_per_rule_hour.sql");
     assert_eq!(got.len(), expected.len(), "one row per rule and hour: {got:?}");
     for (row, ((hour, rule), (n, pos, neu, neg, sum))) in got.iter().zip(&expected) {
@@ -57,8 +58,10 @@ fn athena_example_queries_match_an_independent_count() {
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     top.truncate(20);
     assert!(!top.is_empty(), "the sample tweets carry hashtags");
-    let got: Vec<(String, i64)> =
-        query("infra/athena/top_hashtags.sql").iter().map(|r| (r["hashtag"].as_str().unwrap().to_owned(), r["tweets"].as_i64().unwrap())).collect();
+    let got: Vec<(String, i64)> = query("infra/athena/top_hashtags.sql")
+        .iter()
+        .map(|r| (r["hashtag"].as_str().unwrap().to_owned(), r["tweets"].as_i64().unwrap()))
+        .collect();
     assert_eq!(got, top);
 
     // Quarantine reasons = the quarantine table's rows per rule.

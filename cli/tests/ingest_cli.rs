@@ -25,7 +25,19 @@ fn topic_create_reports_an_existing_topic_and_ingest_replays_recorded_pages_into
     std::fs::write(&rules, "# what to collect\nbrexit: #brexit lang:en\n").unwrap();
     let pages = repo_root().join("events/x-api/brexit.json");
     let wm = dir.path().join("wm.json");
-    let args = ["ingest", "--rules-file", rules.to_str().unwrap(), "--replay", pages.to_str().unwrap(), "--bootstrap", &broker, "--topic", &topic, "--watermarks", wm.to_str().unwrap()];
+    let args = [
+        "ingest",
+        "--rules-file",
+        rules.to_str().unwrap(),
+        "--replay",
+        pages.to_str().unwrap(),
+        "--bootstrap",
+        &broker,
+        "--topic",
+        &topic,
+        "--watermarks",
+        wm.to_str().unwrap(),
+    ];
     let run = tweetlake(&args);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();

@@ -21,7 +21,16 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     let topic = "local-e2e".to_owned();
     tweetlake_ingest::kafka::create_topic(&settings(&own.bootstrap), &topic, 3, 1).await.expect("topic");
     // Three malformed records already on the topic: they must end in quarantine with their reasons.
-    produce_raw(&own.bootstrap, &topic, &[b"{not json", br#"{"v":99,"tweet":{"id":"1","text":"x"}}"#, br#"{"v":1,"tweet":{"id":"12","text":"   ","created_at":"2021-09-22T16:37:29.000Z"}}"#]).await;
+    produce_raw(
+        &own.bootstrap,
+        &topic,
+        &[
+            b"{not json",
+            br#"{"v":99,"tweet":{"id":"1","text":"x"}}"#,
+            br#"{"v":1,"tweet":{"id":"12","text":"   ","created_at":"2021-09-22T16:37:29.000Z"}}"#,
+        ],
+    )
+    .await;
     let t = s3_tables("local-e2e");
     let dir = tempfile::tempdir().unwrap();
     let broker = own.bootstrap.clone();
@@ -31,7 +40,20 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     let t_c = t.clone();
     let spawn = move || {
         Command::new(env!("CARGO_BIN_EXE_tweetlake"))
-            .args(["local", "--no-progress", "--batch-size", "10", "--window-ms", "200", "--dir", &dir_s, "--topic", &topic_c, "--bootstrap", &broker])
+            .args([
+                "local",
+                "--no-progress",
+                "--batch-size",
+                "10",
+                "--window-ms",
+                "200",
+                "--dir",
+                &dir_s,
+                "--topic",
+                &topic_c,
+                "--bootstrap",
+                &broker,
+            ])
             .envs(t_c.env())
             .env("TWEETLAKE_X_API_URL", &url)
             .env("TWEETLAKE_X_BEARER_TOKEN", TOKEN)
@@ -79,7 +101,8 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     reasons.sort();
     assert_eq!(reasons, ["envelope_version", "json", "text_length"]);
     // Per-partition offsets recorded: the last offset of each partition in the topic.
-    let last: BTreeMap<i32, i64> = end_offsets(&own.bootstrap, &topic).into_iter().filter(|(_, end)| *end > 0).map(|(p, end)| (p, end - 1)).collect();
+    let last: BTreeMap<i32, i64> =
+        end_offsets(&own.bootstrap, &topic).into_iter().filter(|(_, end)| *end > 0).map(|(p, end)| (p, end - 1)).collect();
     assert_eq!(last.values().map(|o| o + 1).sum::<i64>(), 203, "200 tweets and 3 malformed records on the topic");
     let apps: Vec<String> = last.keys().map(|p| format!("tweetlake:{topic}:{p}")).collect();
     let apps_ref: Vec<&str> = apps.iter().map(String::as_str).collect();
@@ -108,7 +131,8 @@ p = P(); p.feed(open(sys.argv[1]).read()); print(json.dumps(p.figs))
     assert_eq!(figs["volume"]["series"], "brexit,kpop");
     assert_eq!(figs["sentiment"]["series"], "brexit,kpop");
     assert_eq!(figs["volume"]["marks"].as_array().unwrap().len(), 2, "one line per rule");
-    let label_total: u64 = figs["labels"]["marks"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().parse::<u64>().unwrap()).sum();
+    let label_total: u64 =
+        figs["labels"]["marks"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(label_total, 200);
     assert_eq!(figs["quarantine"]["series"], "envelope_version,json,text_length");
     assert!(figs["hashtags"]["series"].as_str().unwrap().split(',').any(|h| h == "brexit"), "{figs}");

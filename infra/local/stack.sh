@@ -37,8 +37,17 @@ PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarr
 # boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
 IAC_VENV=$TOOLS/iac-venv
 IAC_PINS=("cfn-lint==1.58.0" "checkov==3.3.30")
-CFN_GUARD_VERSION=3.2.1
-CFN_GUARD=$TOOLS/cfn-guard/bin/cfn-guard
+# cfn-guard: the static Linux binary that the npm package @cdklabs/cdk-validator-cfnguard ships (cfn-guard
+# 3.1.1; fetched in seconds, where `cargo install` took minutes of a cold CI run); built with cargo where
+# npm is missing.
+CFN_GUARD_NPM=@cdklabs/cdk-validator-cfnguard@0.0.62
+if command -v npm >/dev/null; then
+  CFN_GUARD_VERSION=3.1.1
+  CFN_GUARD=$TOOLS/cfn-guard-npm/package/bin/ubuntu/$(uname -m)/cfn-guard
+else
+  CFN_GUARD_VERSION=3.2.1
+  CFN_GUARD=$TOOLS/cfn-guard/bin/cfn-guard
+fi
 
 log() { echo "stack: $*" >&2; }
 
@@ -87,7 +96,12 @@ install() {
 
 install_iac() {
   pip_venv "$IAC_VENV" "${IAC_PINS[@]}"
-  cargo_tool "$CFN_GUARD" "$CFN_GUARD_VERSION" cfn-guard
+  if ! command -v npm >/dev/null; then cargo_tool "$CFN_GUARD" "$CFN_GUARD_VERSION" cfn-guard; return; fi
+  if [[ ! -x $CFN_GUARD ]] || ! "$CFN_GUARD" --version 2>/dev/null | grep -q "$CFN_GUARD_VERSION"; then
+    log "fetching cfn-guard $CFN_GUARD_VERSION ($CFN_GUARD_NPM)"
+    rm -rf "$TOOLS/cfn-guard-npm" && mkdir -p "$TOOLS/cfn-guard-npm"
+    (cd "$TOOLS/cfn-guard-npm" && npm pack --silent "$CFN_GUARD_NPM" >/dev/null && tar xzf ./*.tgz)
+  fi
 }
 
 install_broker() {

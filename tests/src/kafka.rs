@@ -27,7 +27,12 @@ static TOPICS: AtomicUsize = AtomicUsize::new(0);
 
 /// Creates a fresh topic with `partitions` partitions and returns its name.
 pub async fn new_topic(prefix: &str, partitions: i32) -> String {
-    let name = format!("{prefix}-{}-{}-{}", std::process::id(), TOPICS.fetch_add(1, Ordering::SeqCst), chrono::Utc::now().timestamp_micros() % 1_000_000);
+    let name = format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        TOPICS.fetch_add(1, Ordering::SeqCst),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    );
     create_topic(&settings(&bootstrap()), &name, partitions, 1).await.expect("topic created");
     name
 }
@@ -54,10 +59,16 @@ pub struct Consumed {
 /// certificate is signed by the stack's local CA, trusted when `ca` is true (otherwise only the system
 /// store is).
 pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"`"));
+    let var = |k: &str| {
+        std::env::var(k)
+            .unwrap_or_else(|_| panic!("{k} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"`"))
+    };
     let (bootstrap, scram) = match auth {
         AuthMode::Tls => (var("TWEETLAKE_KAFKA_TLS_BOOTSTRAP"), None),
-        AuthMode::Scram => (var("TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP"), Some((var("TWEETLAKE_KAFKA_TEST_SCRAM_USER"), var("TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD")))),
+        AuthMode::Scram => (
+            var("TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP"),
+            Some((var("TWEETLAKE_KAFKA_TEST_SCRAM_USER"), var("TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD"))),
+        ),
         other => panic!("no local broker for {other:?}"),
     };
     KafkaSettings { auth, scram, ca_file: ca.then(|| var("TWEETLAKE_KAFKA_TEST_CA").into()), ..settings(&bootstrap) }
@@ -105,7 +116,10 @@ pub fn read_all_from(conn: &KafkaSettings, topic: &str) -> Vec<Consumed> {
                 timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
-                headers: m.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default(),
+                headers: m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
             });
         }
     }
@@ -122,8 +136,10 @@ impl Consumed {
 
 /// The records as a Lambda MSK event (what the event source mapping would deliver).
 pub fn as_event(records: &[Consumed]) -> Vec<u8> {
-    let recs: Vec<crate::Rec> =
-        records.iter().map(|c| crate::Rec { partition: c.partition, offset: c.offset, timestamp_ms: c.timestamp_ms, value: c.value.clone() }).collect();
+    let recs: Vec<crate::Rec> = records
+        .iter()
+        .map(|c| crate::Rec { partition: c.partition, offset: c.offset, timestamp_ms: c.timestamp_ms, value: c.value.clone() })
+        .collect();
     crate::event(&recs)
 }
 
@@ -131,7 +147,8 @@ pub fn as_event(records: &[Consumed]) -> Vec<u8> {
 /// acknowledgement: malformed records for the quarantine path.
 pub async fn produce_raw(bootstrap: &str, topic: &str, values: &[&[u8]]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
+    let p: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
     for v in values {
         p.send(FutureRecord::<(), [u8]>::to(topic).payload(v), Duration::from_secs(10)).await.expect("acknowledged");
     }
@@ -141,7 +158,11 @@ pub async fn produce_raw(bootstrap: &str, topic: &str, values: &[&[u8]]) {
 pub fn end_offsets(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    md.topics()[0].partitions().iter().map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1)).collect()
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1))
+        .collect()
 }
 
 /// A broker of the test's own: Tansu on a free port with SQLite storage in a temporary folder, for a
@@ -157,7 +178,8 @@ pub struct OwnBroker {
 impl OwnBroker {
     /// Starts the broker the local stack installed and waits until it accepts connections.
     pub fn start() -> Self {
-        let tansu = std::env::var("TWEETLAKE_TANSU").unwrap_or_else(|_| format!("{}/.cache/tweetlake/tansu/bin/tansu", std::env::var("HOME").expect("HOME")));
+        let tansu = std::env::var("TWEETLAKE_TANSU")
+            .unwrap_or_else(|_| format!("{}/.cache/tweetlake/tansu/bin/tansu", std::env::var("HOME").expect("HOME")));
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("tcp://127.0.0.1:{port}");

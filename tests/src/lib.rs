@@ -191,3 +191,45 @@ pub fn good_recs(partition: i32, first_offset: i64, n: usize, id_base: u64) -> V
 pub fn sample_event(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("events").join(name)).expect("event file")
 }
+
+/// Runs the async scenario `$body(tables)` as two tests of module `$name`: on local disk and on the S3
+/// endpoint.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_dir() {
+                $body($crate::local_tables()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                $body($crate::s3_tables(stringify!($name).replace('_', "-").as_str())).await;
+            }
+        }
+    };
+}
+
+/// Delivers `event` to `p` the way Lambda's event source mapping does: a retryable failure is tried
+/// again (after a short pause, at most `attempts` times); a non-retryable one fails the test.
+pub async fn deliver(p: &Processor, event: &[u8], attempts: usize) -> tweetlake::BatchSummary {
+    for attempt in 1..=attempts {
+        match p.process_event(event).await {
+            Ok(s) => return s,
+            Err(e) if e.is_retryable() && attempt < attempts => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("delivery failed after {attempt} attempts: {e}"),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// The `kafka_offset` of every row of a `read_table` answer, sorted.
+pub fn offsets_of(table: &Value) -> Vec<i64> {
+    let mut o: Vec<i64> =
+        table["rows"].as_array().expect("rows").iter().map(|r| r["kafka_offset"].as_i64().expect("offset")).collect();
+    o.sort_unstable();
+    o
+}

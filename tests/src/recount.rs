@@ -47,3 +47,40 @@ pub fn recount_windows(tweets: &Value) -> BTreeMap<WindowKey, WindowCounts> {
     }
     out
 }
+
+fn norm_ts(s: &str) -> String {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).to_rfc3339()
+}
+
+/// The aggregates table (a `read_table` answer) with its partial rows summed per window.
+pub fn summed_partials(aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
+    let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
+    for r in aggs["rows"].as_array().unwrap() {
+        let key = (
+            r["dimension"].as_str().unwrap().to_string(),
+            r["value"].as_str().unwrap().to_string(),
+            r["window_minutes"].as_i64().unwrap(),
+            norm_ts(r["window_start"].as_str().unwrap()),
+        );
+        let e = out.entry(key).or_default();
+        e.0 += r["tweets"].as_i64().unwrap();
+        e.1 += r["positive"].as_i64().unwrap();
+        e.2 += r["neutral"].as_i64().unwrap();
+        e.3 += r["negative"].as_i64().unwrap();
+        e.4 += r["score_sum"].as_f64().unwrap();
+    }
+    out
+}
+
+/// Asserts that the summed partials of `aggs` equal a recount of `tweets`, window by window, and
+/// returns the sums.
+pub fn assert_partials_match_recount(tweets: &Value, aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
+    let (want, got) = (recount_windows(tweets), summed_partials(aggs));
+    assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "the same windows");
+    for (k, w) in &want {
+        let g = &got[k];
+        assert_eq!((w.0, w.1, w.2, w.3), (g.0, g.1, g.2, g.3), "{k:?}");
+        assert!((w.4 - g.4).abs() < 1e-9, "{k:?} score sum {} vs {}", w.4, g.4);
+    }
+    got
+}

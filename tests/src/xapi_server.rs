@@ -48,7 +48,10 @@ impl Pool {
 
     /// A pool of the tweets whose positions `keep` selects.
     pub fn subset(&self, keep: impl Fn(usize) -> bool) -> Self {
-        Self { tweets: self.tweets.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, t)| t.clone()).collect(), ..self.clone() }
+        Self {
+            tweets: self.tweets.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, t)| t.clone()).collect(),
+            ..self.clone()
+        }
     }
 }
 
@@ -122,8 +125,14 @@ pub const TOKEN: &str = "test-bearer-token-do-not-log";
 impl XApiServer {
     /// Starts on a free port, on the current tokio runtime.
     pub async fn start() -> Self {
-        let spec: Value = serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/openapi-subset.json")).expect("spec")).expect("json");
-        let me = Self { url: String::new(), inner: Arc::new(Mutex::new(Inner { next_rule_id: 1_500_000_000_000_000_000, ..Default::default() })), spec: Arc::new(spec) };
+        let spec: Value =
+            serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/openapi-subset.json")).expect("spec"))
+                .expect("json");
+        let me = Self {
+            url: String::new(),
+            inner: Arc::new(Mutex::new(Inner { next_rule_id: 1_500_000_000_000_000_000, ..Default::default() })),
+            spec: Arc::new(spec),
+        };
         let app = Router::new()
             .route("/2/tweets/search/recent", get(search))
             .route("/2/tweets/search/stream", get(stream))
@@ -167,7 +176,13 @@ impl XApiServer {
 
     /// The stream rules now set: (value, tag).
     pub fn rules(&self) -> Vec<(String, String)> {
-        self.inner.lock().unwrap().rules.iter().map(|r| (r["value"].as_str().unwrap().into(), r["tag"].as_str().unwrap_or_default().into())).collect()
+        self.inner
+            .lock()
+            .unwrap()
+            .rules
+            .iter()
+            .map(|r| (r["value"].as_str().unwrap().into(), r["tag"].as_str().unwrap_or_default().into()))
+            .collect()
     }
 
     /// Every rules update body received.
@@ -197,7 +212,8 @@ impl XApiServer {
             return Ok(());
         }
         g.violations.extend(problems.iter().map(|p| format!("{method} {path}: {p}")));
-        let status = if problems.iter().any(|p| p.contains("bearer")) { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        let status =
+            if problems.iter().any(|p| p.contains("bearer")) { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
         Err((status, Json(json!({"title": "Invalid Request", "detail": problems.join("; "), "type": "https://api.x.com/2/problems/invalid-request"}))).into_response())
     }
 }
@@ -238,7 +254,9 @@ pub fn check_params(spec: &Value, path: &str, method: &str, q: &BTreeMap<String,
             }
             if let Some(pat) = item["pattern"].as_str() {
                 // The spec's patterns here are all `^[0-9]{1,19}$`.
-                if pat == "^[0-9]{1,19}$" && !(1..=19).contains(&val.len()) || pat == "^[0-9]{1,19}$" && !val.bytes().all(|b| b.is_ascii_digit()) {
+                if pat == "^[0-9]{1,19}$" && !(1..=19).contains(&val.len())
+                    || pat == "^[0-9]{1,19}$" && !val.bytes().all(|b| b.is_ascii_digit())
+                {
                     out.push(format!("{k}={val:?} does not match {pat}"));
                 }
             }
@@ -266,10 +284,17 @@ fn fault_response(f: Fault) -> Response {
             let body = std::fs::read(repo_root().join("tests/data/x-api/rate_limit_error.json")).expect("fixture");
             (StatusCode::TOO_MANY_REQUESTS, rate_headers(0, reset), body).into_response()
         }
-        Fault::Status(s) => (StatusCode::from_u16(s).expect("status"), Json(json!({"title": "Service Unavailable", "detail": "injected", "type": "about:blank"}))).into_response(),
+        Fault::Status(s) => (
+            StatusCode::from_u16(s).expect("status"),
+            Json(json!({"title": "Service Unavailable", "detail": "injected", "type": "about:blank"})),
+        )
+            .into_response(),
         Fault::Disconnect => {
             // A body that fails after a few bytes: hyper drops the connection mid-response.
-            let s = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"data\":[")), Err(std::io::Error::other("dropped"))]);
+            let s = futures::stream::iter(vec![
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"data\":[")),
+                Err(std::io::Error::other("dropped")),
+            ]);
             Response::new(Body::from_stream(s))
         }
         Fault::Pass => unreachable!("answered normally"),
@@ -285,7 +310,11 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
         None | Some(Fault::Pass) => {}
         Some(f) => return fault_response(f),
     }
-    let pool = g.pools.get(q.get("query").map(String::as_str).unwrap_or_default()).cloned().unwrap_or(Pool { tweets: vec![], users: vec![], errors: vec![] });
+    let pool = g.pools.get(q.get("query").map(String::as_str).unwrap_or_default()).cloned().unwrap_or(Pool {
+        tweets: vec![],
+        users: vec![],
+        errors: vec![],
+    });
     let rate = match g.rate_remaining.as_mut() {
         Some((n, reset)) => {
             *n = n.saturating_sub(1);
@@ -297,7 +326,8 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     let id = |t: &Value| t["id"].as_str().unwrap().parse::<u64>().unwrap();
     let since = q.get("since_id").and_then(|s| s.parse::<u64>().ok());
     let until = q.get("until_id").and_then(|s| s.parse::<u64>().ok());
-    let mut tweets: Vec<&Value> = pool.tweets.iter().filter(|t| since.is_none_or(|s| id(t) > s) && until.is_none_or(|u| id(t) < u)).collect();
+    let mut tweets: Vec<&Value> =
+        pool.tweets.iter().filter(|t| since.is_none_or(|s| id(t) > s) && until.is_none_or(|u| id(t) < u)).collect();
     tweets.sort_by_key(|t| std::cmp::Reverse(id(t)));
     let max: usize = q.get("max_results").and_then(|m| m.parse().ok()).unwrap_or(10);
     let start: usize = q.get("next_token").and_then(|t| t.strip_prefix("tok").and_then(|n| n.parse().ok())).unwrap_or(0);
@@ -341,7 +371,10 @@ async fn stream(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
             let body = r#"{"title":"ConnectionException","detail":"This stream is currently at the maximum allowed connection limit.","connection_issue":"TooManyConnections","type":"https://api.x.com/2/problems/streaming-connection"}"#;
             (StatusCode::TOO_MANY_REQUESTS, body).into_response()
         }
-        Some(StreamConn::Refuse(s)) => (StatusCode::from_u16(s).unwrap(), Json(json!({"title": "Service Unavailable", "type": "about:blank"}))).into_response(),
+        Some(StreamConn::Refuse(s)) => {
+            (StatusCode::from_u16(s).unwrap(), Json(json!({"title": "Service Unavailable", "type": "about:blank"})))
+                .into_response()
+        }
         Some(StreamConn::Send { pieces, hang }) => {
             let s = futures::stream::unfold((pieces.into_iter(), hang), |(mut it, hang)| async move {
                 loop {
@@ -366,7 +399,12 @@ async fn list_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<Stri
     Json(json!({"data": rules, "meta": {"sent": "2026-11-27T12:00:00.000Z", "result_count": rules.len()}})).into_response()
 }
 
-async fn update_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, String>>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn update_rules(
+    State(srv): State<XApiServer>,
+    Query(q): Query<BTreeMap<String, String>>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     if let Err(r) = srv.record("/2/tweets/search/stream/rules", "post", &q, &h) {
         return r;
     }
@@ -374,11 +412,15 @@ async fn update_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<St
     let obj = body.as_object().cloned().unwrap_or_default();
     let add_ok = |a: &Value| {
         a.as_array().is_some_and(|items| {
-            items.iter().all(|r| r["value"].is_string() && r.as_object().is_some_and(|o| o.keys().all(|k| k == "value" || k == "tag")))
+            items
+                .iter()
+                .all(|r| r["value"].is_string() && r.as_object().is_some_and(|o| o.keys().all(|k| k == "value" || k == "tag")))
         })
     };
     let delete_ok = |d: &Value| d.as_object().is_some_and(|d| d.keys().all(|k| k == "ids" || k == "values"));
-    let bad = obj.keys().any(|k| k != "add" && k != "delete") || obj.get("add").is_some_and(|a| !add_ok(a)) || obj.get("delete").is_some_and(|d| !delete_ok(d));
+    let bad = obj.keys().any(|k| k != "add" && k != "delete")
+        || obj.get("add").is_some_and(|a| !add_ok(a))
+        || obj.get("delete").is_some_and(|d| !delete_ok(d));
     let mut g = srv.inner.lock().unwrap();
     g.rule_updates.push(body.clone());
     if bad {
@@ -392,7 +434,11 @@ async fn update_rules(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<St
         g.rules.push(json!({"id": id.to_string(), "value": r["value"], "tag": r["tag"]}));
         created += 1;
     }
-    let ids: Vec<String> = obj.get("delete").and_then(|d| d["ids"].as_array()).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let ids: Vec<String> = obj
+        .get("delete")
+        .and_then(|d| d["ids"].as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     let before = g.rules.len();
     g.rules.retain(|r| !ids.iter().any(|i| r["id"] == i.as_str()));
     let deleted = before - g.rules.len();

@@ -4,9 +4,9 @@
 //! Settings, rules and credentials are validated before the runtime starts, so a bad configuration
 //! fails the cold start with a message naming the variable instead of failing every invocation.
 
+use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
-use chrono::Utc;
 use tweetlake_ingest::run::deadline_from_epoch_ms;
 use tweetlake_ingest::{Error, Ingest, IngestConfig, RunReport};
 

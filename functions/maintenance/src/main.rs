@@ -14,7 +14,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).without_time().init();
-    let cfg = Arc::new(MaintenanceConfig::from_env()?);
+    let cfg = Arc::new(tweetlake::error::or_exit(MaintenanceConfig::from_env(), "tweetlake-maintenance"));
     // The scheduled event carries nothing the run needs; any payload triggers one run.
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Box<RawValue>>| {
         let cfg = Arc::clone(&cfg);

@@ -20,7 +20,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).without_time().init();
-    let processor = Arc::new(Processor::new(ProcessConfig::from_env()?).await?);
+    let started = match ProcessConfig::from_env() {
+        Ok(cfg) => Processor::new(cfg).await,
+        Err(e) => Err(e),
+    };
+    let processor = Arc::new(tweetlake::error::or_exit(started, "tweetlake-process"));
     tracing::info!(model = processor.model_version(), "process function ready");
     // The payload stays raw JSON text: the library parses it straight into records (cheaper than a
     // `Value` tree) and reports a malformed event as its own typed, non-retryable error.

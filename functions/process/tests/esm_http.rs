@@ -12,14 +12,25 @@ use tweetlake_tests::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_from_the_table() {
     let topic = new_topic("esm-http", 2).await;
-    let good: Vec<Vec<u8>> = (0..30).map(|i| envelope(&format!("{}", 1_700_000_000_000_000_000u64 + i), "what a lovely day", "2026-11-27T10:00:00.000Z", "esm")).collect();
+    let good: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            envelope(&format!("{}", 1_700_000_000_000_000_000u64 + i), "what a lovely day", "2026-11-27T10:00:00.000Z", "esm")
+        })
+        .collect();
     let mut values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
     values.push(b"{oops");
     values.push(br#"{"v":1,"tweet":{"id":"abc","text":"x","created_at":"2026-11-27T10:00:00.000Z"}}"#);
     produce_raw(&bootstrap(), &topic, &values).await;
     let t = s3_tables("esm-http");
     let broker = bootstrap();
-    let settings = EsmSettings { bootstrap: broker.clone(), topic: topic.clone(), batch_size: 8, window: Duration::from_millis(300), max_payload: MAX_PAYLOAD_BYTES, attempts: 3 };
+    let settings = EsmSettings {
+        bootstrap: broker.clone(),
+        topic: topic.clone(),
+        batch_size: 8,
+        window: Duration::from_millis(300),
+        max_payload: MAX_PAYLOAD_BYTES,
+        attempts: 3,
+    };
     let end = end_offsets(&broker, &topic).unwrap();
     let partitions: Vec<i32> = end.keys().copied().collect();
 
@@ -77,14 +88,25 @@ impl tweetlake_local::esm::Invoker for FailsOnce {
 async fn emulator_retries_a_failed_batch_and_cuts_batches_at_the_payload_cap() {
     use tweetlake_local::esm::Invoker;
     let topic = new_topic("esm-cap", 1).await;
-    let good: Vec<Vec<u8>> = (0..40).map(|i| envelope(&format!("{}", 1_710_000_000_000_000_000u64 + i), "a fine day for a test", "2026-11-27T10:00:00.000Z", "cap")).collect();
+    let good: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            envelope(&format!("{}", 1_710_000_000_000_000_000u64 + i), "a fine day for a test", "2026-11-27T10:00:00.000Z", "cap")
+        })
+        .collect();
     let values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
     produce_raw(&bootstrap(), &topic, &values).await;
     let t = local_tables();
     let p = std::sync::Arc::new(processor(&t, &[]).await);
     let one = good[0].len() * 4 / 3 + 256;
     // A payload cap of about five records, far below the batch size of 100.
-    let settings = EsmSettings { bootstrap: bootstrap(), topic: topic.clone(), batch_size: 100, window: Duration::from_millis(500), max_payload: 1024 + 5 * one, attempts: 3 };
+    let settings = EsmSettings {
+        bootstrap: bootstrap(),
+        topic: topic.clone(),
+        batch_size: 100,
+        window: Duration::from_millis(500),
+        max_payload: 1024 + 5 * one,
+        attempts: 3,
+    };
     let end = end_offsets(&bootstrap(), &topic).unwrap();
     let esm = Esm::new(settings, &[0], &BTreeMap::new()).unwrap();
     let invoker = FailsOnce { inner: tweetlake_local::esm::InProcess(p), failed: false.into() };

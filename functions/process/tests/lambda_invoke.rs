@@ -20,10 +20,14 @@ fn cargo_lambda_invoke_with_sample_events() {
     let poison = f.invoke("poison-batch.json");
     assert_eq!(poison["rows_written"], 0);
     assert_eq!(poison["quarantined"].as_object().unwrap().len(), 3);
+    // Malformed headers, values and timestamps are quarantined record by record; two good tweets land.
+    let hostile = f.invoke("hostile-batch.json");
+    assert_eq!(hostile["rows_written"], 2, "{hostile}");
+    assert_eq!(hostile["quarantined"], serde_json::json!({"decodable": 7, "kafka_timestamp": 4, "value_present": 1}));
 
     let table = read_table(&t.tweets, &["tweetlake:tweets:0", "tweetlake:tweets:1"]);
-    assert_eq!(table["rows"].as_array().unwrap().len(), 20);
-    assert_eq!(table["txn"]["tweetlake:tweets:0"], 502);
+    assert_eq!(table["rows"].as_array().unwrap().len(), 22);
+    assert_eq!(table["txn"]["tweetlake:tweets:0"], 127);
     assert_eq!(table["txn"]["tweetlake:tweets:1"], 215);
-    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 9);
+    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 21);
 }

@@ -37,7 +37,13 @@ impl Collector {
             }
             let author = tweet.author_id.as_ref().and_then(|a| includes.users.iter().find(|u| &u.id == a)).cloned();
             self.index.insert(tweet.id.clone(), self.messages.len());
-            self.messages.push(TweetMessage { v: ENVELOPE_VERSION, tweet, author, rules: rules.to_vec(), ingest: self.meta.clone() });
+            self.messages.push(TweetMessage {
+                v: ENVELOPE_VERSION,
+                tweet,
+                author,
+                rules: rules.to_vec(),
+                ingest: self.meta.clone(),
+            });
             new += 1;
         }
         new

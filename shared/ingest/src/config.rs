@@ -118,14 +118,23 @@ impl IngestConfig {
             max_rules: parse_setting(&get, "TWEETLAKE_MAX_RULES", 25usize, |v| *v >= 1, "a positive count")?,
         };
         let (rules_text, var) = match (get("TWEETLAKE_RULES").filter(|v| !v.trim().is_empty()), set("TWEETLAKE_RULES_FILE")) {
-            (Some(_), Some(_)) => return Err(Error::Config { var: "TWEETLAKE_RULES_FILE", message: "set either TWEETLAKE_RULES or TWEETLAKE_RULES_FILE, not both".into() }),
+            (Some(_), Some(_)) => {
+                return Err(Error::Config {
+                    var: "TWEETLAKE_RULES_FILE",
+                    message: "set either TWEETLAKE_RULES or TWEETLAKE_RULES_FILE, not both".into(),
+                });
+            }
             (Some(t), None) => (t, "TWEETLAKE_RULES"),
             (None, Some(f)) => {
-                let t = std::fs::read_to_string(&f).map_err(|e| Error::Config { var: "TWEETLAKE_RULES_FILE", message: format!("{f}: {e}") })?;
+                let t = std::fs::read_to_string(&f)
+                    .map_err(|e| Error::Config { var: "TWEETLAKE_RULES_FILE", message: format!("{f}: {e}") })?;
                 (t, "TWEETLAKE_RULES_FILE")
             }
             (None, None) => {
-                return Err(Error::Config { var: "TWEETLAKE_RULES", message: "not set; give `tag: query` lines or a JSON array (or TWEETLAKE_RULES_FILE)".into() });
+                return Err(Error::Config {
+                    var: "TWEETLAKE_RULES",
+                    message: "not set; give `tag: query` lines or a JSON array (or TWEETLAKE_RULES_FILE)".into(),
+                });
             }
         };
         let rules = parse_rules(&rules_text, limits).map_err(|e| Error::Config { var, message: e.to_string() })?;
@@ -135,13 +144,19 @@ impl IngestConfig {
             None => {
                 let base_url = set("TWEETLAKE_X_API_URL").unwrap_or_else(|| "https://api.x.com".into());
                 if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-                    return Err(Error::Config { var: "TWEETLAKE_X_API_URL", message: format!("{base_url:?} is not an http(s) URL") });
+                    return Err(Error::Config {
+                        var: "TWEETLAKE_X_API_URL",
+                        message: format!("{base_url:?} is not an http(s) URL"),
+                    });
                 }
                 let token = match (get("TWEETLAKE_X_BEARER_TOKEN"), set("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")) {
                     (Some(t), None) => TokenSource::Value(BearerToken::new(t, "TWEETLAKE_X_BEARER_TOKEN")?),
                     (None, Some(arn)) => TokenSource::Secret(arn),
                     (Some(_), Some(_)) => {
-                        return Err(Error::Config { var: "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", message: "set either the token or its secret ARN, not both".into() });
+                        return Err(Error::Config {
+                            var: "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN",
+                            message: "set either the token or its secret ARN, not both".into(),
+                        });
                     }
                     (None, None) => {
                         return Err(Error::Config {
@@ -156,44 +171,81 @@ impl IngestConfig {
         let bootstrap = match (set("TWEETLAKE_KAFKA_BOOTSTRAP"), set("TWEETLAKE_MSK_CLUSTER_ARN")) {
             (Some(b), None) => Bootstrap::Servers(b),
             (None, Some(arn)) if arn.starts_with("arn:") => Bootstrap::MskCluster(arn),
-            (None, Some(arn)) => return Err(Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", message: format!("{arn:?} is not an ARN") }),
-            (Some(_), Some(_)) => return Err(Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", message: "set either the bootstrap servers or the cluster ARN, not both".into() }),
-            (None, None) => return Err(Error::Config { var: "TWEETLAKE_KAFKA_BOOTSTRAP", message: "not set; give host:port[,…] or TWEETLAKE_MSK_CLUSTER_ARN".into() }),
+            (None, Some(arn)) => {
+                return Err(Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", message: format!("{arn:?} is not an ARN") });
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Config {
+                    var: "TWEETLAKE_MSK_CLUSTER_ARN",
+                    message: "set either the bootstrap servers or the cluster ARN, not both".into(),
+                });
+            }
+            (None, None) => {
+                return Err(Error::Config {
+                    var: "TWEETLAKE_KAFKA_BOOTSTRAP",
+                    message: "not set; give host:port[,…] or TWEETLAKE_MSK_CLUSTER_ARN".into(),
+                });
+            }
         };
         let auth: AuthMode = parse_setting(&get, "TWEETLAKE_KAFKA_AUTH", AuthMode::Plaintext, |_| true, "an auth mode")?;
         let scram_secret_arn = set("TWEETLAKE_KAFKA_SCRAM_SECRET_ARN");
         if auth == AuthMode::Scram && scram_secret_arn.is_none() {
-            return Err(Error::Config { var: "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN", message: "required with TWEETLAKE_KAFKA_AUTH=scram".into() });
+            return Err(Error::Config {
+                var: "TWEETLAKE_KAFKA_SCRAM_SECRET_ARN",
+                message: "required with TWEETLAKE_KAFKA_AUTH=scram".into(),
+            });
         }
         let ca_file = set("TWEETLAKE_KAFKA_CA_FILE").map(PathBuf::from);
         if let Some(f) = &ca_file {
             if auth == AuthMode::Plaintext {
-                return Err(Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: "only used with TWEETLAKE_KAFKA_AUTH tls, scram or iam".into() });
+                return Err(Error::Config {
+                    var: "TWEETLAKE_KAFKA_CA_FILE",
+                    message: "only used with TWEETLAKE_KAFKA_AUTH tls, scram or iam".into(),
+                });
             }
-            let pem = std::fs::read_to_string(f).map_err(|e| Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: format!("{}: {e}", f.display()) })?;
+            let pem = std::fs::read_to_string(f)
+                .map_err(|e| Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: format!("{}: {e}", f.display()) })?;
             if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(Error::Config { var: "TWEETLAKE_KAFKA_CA_FILE", message: format!("{}: no PEM certificate in it", f.display()) });
+                return Err(Error::Config {
+                    var: "TWEETLAKE_KAFKA_CA_FILE",
+                    message: format!("{}: no PEM certificate in it", f.display()),
+                });
             }
         }
         let compression = set("TWEETLAKE_KAFKA_COMPRESSION").unwrap_or_else(|| "lz4".into());
         if !["none", "gzip", "lz4", "zstd"].contains(&compression.as_str()) {
             // snappy is left out on purpose: the local broker cannot serve it back.
-            return Err(Error::Config { var: "TWEETLAKE_KAFKA_COMPRESSION", message: format!("{compression:?} is not one of none, gzip, lz4, zstd") });
+            return Err(Error::Config {
+                var: "TWEETLAKE_KAFKA_COMPRESSION",
+                message: format!("{compression:?} is not one of none, gzip, lz4, zstd"),
+            });
         }
         let create_topic = match set("TWEETLAKE_TOPIC_PARTITIONS") {
             None => None,
             Some(_) => Some(TopicSpec {
                 partitions: parse_setting(&get, "TWEETLAKE_TOPIC_PARTITIONS", 1i32, |v| (1..=10_000).contains(v), "1 to 10000")?,
-                replication_factor: parse_setting(&get, "TWEETLAKE_TOPIC_REPLICATION", 1i32, |v| (1..=10).contains(v), "1 to 10")?,
+                replication_factor: parse_setting(
+                    &get,
+                    "TWEETLAKE_TOPIC_REPLICATION",
+                    1i32,
+                    |v| (1..=10).contains(v),
+                    "1 to 10",
+                )?,
             }),
         };
         let watermark_uri = set("TWEETLAKE_WATERMARK_URI");
         if mode == Mode::RecentSearch && watermark_uri.is_none() {
-            return Err(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode: s3://bucket/key or a local file".into() });
+            return Err(Error::Config {
+                var: "TWEETLAKE_WATERMARK_URI",
+                message: "required in recent_search mode: s3://bucket/key or a local file".into(),
+            });
         }
         if let Some(u) = &watermark_uri {
             if u.contains("://") && !u.starts_with("s3://") {
-                return Err(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: format!("{u:?}: only s3://bucket/key or a local path") });
+                return Err(Error::Config {
+                    var: "TWEETLAKE_WATERMARK_URI",
+                    message: format!("{u:?}: only s3://bucket/key or a local path"),
+                });
             }
         }
         Ok(Self {
@@ -207,19 +259,49 @@ impl IngestConfig {
             topic: set("TWEETLAKE_TOPIC").unwrap_or_else(|| "tweets".into()),
             create_topic,
             compression,
-            message_timeout: Duration::from_millis(parse_setting(&get, "TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", 30_000u64, |v| *v >= 100, "at least 100 ms")?),
+            message_timeout: Duration::from_millis(parse_setting(
+                &get,
+                "TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS",
+                30_000u64,
+                |v| *v >= 100,
+                "at least 100 ms",
+            )?),
             watermark_uri,
             search: SearchSettings {
-                page_size: parse_setting(&get, "TWEETLAKE_PAGE_SIZE", 100u32, |v| (10..=100).contains(v), "10 to 100 (the API's max_results range)")?,
+                page_size: parse_setting(
+                    &get,
+                    "TWEETLAKE_PAGE_SIZE",
+                    100u32,
+                    |v| (10..=100).contains(v),
+                    "10 to 100 (the API's max_results range)",
+                )?,
                 max_pages_per_rule: parse_setting(&get, "TWEETLAKE_MAX_PAGES_PER_RULE", 10u32, |v| *v >= 1, "a positive count")?,
                 attempts: 3,
                 margin: Duration::from_secs(parse_setting(&get, "TWEETLAKE_DEADLINE_MARGIN_SECS", 10u64, |_| true, "seconds")?),
             },
-            stream_session: Duration::from_secs(parse_setting(&get, "TWEETLAKE_STREAM_SECONDS", 60u64, |v| *v >= 1, "a positive number of seconds")?),
+            stream_session: Duration::from_secs(parse_setting(
+                &get,
+                "TWEETLAKE_STREAM_SECONDS",
+                60u64,
+                |v| *v >= 1,
+                "a positive number of seconds",
+            )?),
             stream: StreamSettings {
-                silence: Duration::from_secs_f64(parse_setting(&get, "TWEETLAKE_STREAM_SILENCE_SECS", 20f64, |v| *v > 0.0, "a positive number of seconds")?),
+                silence: Duration::from_secs_f64(parse_setting(
+                    &get,
+                    "TWEETLAKE_STREAM_SILENCE_SECS",
+                    20f64,
+                    |v| *v > 0.0,
+                    "a positive number of seconds",
+                )?),
             },
-            http_timeout: Duration::from_secs(parse_setting(&get, "TWEETLAKE_HTTP_TIMEOUT_SECS", 10u64, |v| *v >= 1, "a positive number of seconds")?),
+            http_timeout: Duration::from_secs(parse_setting(
+                &get,
+                "TWEETLAKE_HTTP_TIMEOUT_SECS",
+                10u64,
+                |v| *v >= 1,
+                "a positive number of seconds",
+            )?),
         })
     }
 }
@@ -234,8 +316,12 @@ mod tests {
         IngestConfig::from_lookup(|k| m.get(k).cloned())
     }
 
-    const OK: &[(&str, &str)] =
-        &[("TWEETLAKE_RULES", "rust: #rustlang"), ("TWEETLAKE_X_BEARER_TOKEN", "tok"), ("TWEETLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), ("TWEETLAKE_WATERMARK_URI", "s3://b/wm.json")];
+    const OK: &[(&str, &str)] = &[
+        ("TWEETLAKE_RULES", "rust: #rustlang"),
+        ("TWEETLAKE_X_BEARER_TOKEN", "tok"),
+        ("TWEETLAKE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        ("TWEETLAKE_WATERMARK_URI", "s3://b/wm.json"),
+    ];
 
     #[test]
     fn valid_settings_parse() {
@@ -276,21 +362,33 @@ mod tests {
             assert!(e.contains(msg), "{k}={v:?}: {e}");
         }
         // The token never appears in a message, even when the failure is about it.
-        let e = cfg(&[("TWEETLAKE_RULES", "r: a"), ("TWEETLAKE_X_BEARER_TOKEN", "secret-value-123"), ("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", "arn:x")])
-            .unwrap_err()
-            .to_string();
+        let e = cfg(&[
+            ("TWEETLAKE_RULES", "r: a"),
+            ("TWEETLAKE_X_BEARER_TOKEN", "secret-value-123"),
+            ("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN", "arn:x"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(!e.contains("secret-value-123"), "{e}");
         let e = cfg(&[OK, &[("TWEETLAKE_X_API_URL", "ftp://x")]].concat()).unwrap_err().to_string();
         assert!(e.contains("TWEETLAKE_X_API_URL"));
-        let e = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "3"), ("TWEETLAKE_TOPIC_REPLICATION", "0")]].concat()).unwrap_err().to_string();
+        let e = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "3"), ("TWEETLAKE_TOPIC_REPLICATION", "0")]].concat())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("TWEETLAKE_TOPIC_REPLICATION"), "{e}");
         // A CA file must exist, hold a certificate, and only comes with a TLS mode.
         let dir = tempfile::tempdir().unwrap();
         let not_pem = dir.path().join("ca.txt");
         std::fs::write(&not_pem, "hello").unwrap();
         let not_pem = not_pem.to_str().unwrap();
-        for (auth, file, msg) in [("tls", "/nonexistent/ca.pem", "/nonexistent/ca.pem"), ("tls", not_pem, "no PEM certificate"), ("plaintext", not_pem, "only used with")] {
-            let e = cfg(&[OK, &[("TWEETLAKE_KAFKA_AUTH", auth), ("TWEETLAKE_KAFKA_CA_FILE", file)]].concat()).unwrap_err().to_string();
+        for (auth, file, msg) in [
+            ("tls", "/nonexistent/ca.pem", "/nonexistent/ca.pem"),
+            ("tls", not_pem, "no PEM certificate"),
+            ("plaintext", not_pem, "only used with"),
+        ] {
+            let e = cfg(&[OK, &[("TWEETLAKE_KAFKA_AUTH", auth), ("TWEETLAKE_KAFKA_CA_FILE", file)]].concat())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("TWEETLAKE_KAFKA_CA_FILE") && e.contains(msg), "{e}");
         }
     }

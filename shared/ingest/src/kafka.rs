@@ -96,7 +96,10 @@ impl KafkaSettings {
             }
             AuthMode::Scram => {
                 let (user, pass) = self.scram.clone().unwrap_or_default();
-                c.set("security.protocol", "sasl_ssl").set("sasl.mechanism", "SCRAM-SHA-512").set("sasl.username", user).set("sasl.password", pass);
+                c.set("security.protocol", "sasl_ssl")
+                    .set("sasl.mechanism", "SCRAM-SHA-512")
+                    .set("sasl.username", user)
+                    .set("sasl.password", pass);
             }
             AuthMode::Iam => {
                 c.set("security.protocol", "sasl_ssl").set("sasl.mechanism", "OAUTHBEARER");
@@ -114,12 +117,16 @@ impl KafkaSettings {
         }
         use aws_credential_types::provider::ProvideCredentials;
         let conf = aws_config::load_from_env().await;
-        let region = self.region.clone().or_else(|| conf.region().map(|r| r.to_string())).ok_or(Error::Config {
-            var: "AWS_REGION",
-            message: "needed to sign MSK IAM tokens".into(),
-        })?;
-        let provider = conf.credentials_provider().ok_or(Error::Config { var: "AWS_ACCESS_KEY_ID", message: "no AWS credentials for MSK IAM".into() })?;
-        let creds = provider.provide_credentials().await.map_err(|e| Error::Kafka(format!("AWS credentials for MSK IAM: {e}")))?;
+        let region = self
+            .region
+            .clone()
+            .or_else(|| conf.region().map(|r| r.to_string()))
+            .ok_or(Error::Config { var: "AWS_REGION", message: "needed to sign MSK IAM tokens".into() })?;
+        let provider = conf
+            .credentials_provider()
+            .ok_or(Error::Config { var: "AWS_ACCESS_KEY_ID", message: "no AWS credentials for MSK IAM".into() })?;
+        let creds =
+            provider.provide_credentials().await.map_err(|e| Error::Kafka(format!("AWS credentials for MSK IAM: {e}")))?;
         Ok(Context { iam: Some((creds, region)) })
     }
 }
@@ -154,13 +161,22 @@ impl KafkaProducer {
             .set("linger.ms", "5")
             .set("message.timeout.ms", settings.message_timeout.as_millis().to_string())
             .create_with_context(settings.context().await?)
-            .map_err(|e| Error::Config { var: "TWEETLAKE_KAFKA_BOOTSTRAP", message: format!("cannot create the producer: {e}") })?;
+            .map_err(|e| Error::Config {
+                var: "TWEETLAKE_KAFKA_BOOTSTRAP",
+                message: format!("cannot create the producer: {e}"),
+            })?;
         Ok(Self { producer, topic: topic.to_owned(), timeout: settings.message_timeout })
     }
 
     /// Produces every message and waits until each is acknowledged by all in-sync replicas. Any
     /// failure fails the whole call: the caller must not move its watermark.
-    pub async fn send_all(&self, messages: &[TweetMessage], unreadable: &[Vec<u8>], source: &str, run_id: &str) -> Result<Delivered, Error> {
+    pub async fn send_all(
+        &self,
+        messages: &[TweetMessage],
+        unreadable: &[Vec<u8>],
+        source: &str,
+        run_id: &str,
+    ) -> Result<Delivered, Error> {
         let version = ENVELOPE_VERSION.to_string();
         let base = OwnedHeaders::new()
             .insert(Header { key: headers::SOURCE, value: Some(source) })
@@ -193,7 +209,11 @@ impl KafkaProducer {
             }
         }
         if let Some(first) = failures.first() {
-            return Err(Error::Kafka(format!("{} of {} messages not acknowledged, first: {first}", failures.len(), messages.len() + unreadable.len())));
+            return Err(Error::Kafka(format!(
+                "{} of {} messages not acknowledged, first: {first}",
+                failures.len(),
+                messages.len() + unreadable.len()
+            )));
         }
         Ok(Delivered { messages: acked - unreadable.len(), unreadable: unreadable.len() })
     }
@@ -210,12 +230,17 @@ pub enum TopicStatus {
 }
 
 /// Creates `topic` through the Admin API, or reports that it exists.
-pub async fn create_topic(settings: &KafkaSettings, topic: &str, partitions: i32, replication_factor: i32) -> Result<TopicStatus, Error> {
-    let admin: AdminClient<Context> = settings
-        .client_config()
-        .create_with_context(settings.context().await?)
-        .map_err(|e| Error::Config { var: "TWEETLAKE_KAFKA_BOOTSTRAP", message: format!("cannot create the admin client: {e}") })?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(30)));
+pub async fn create_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<TopicStatus, Error> {
+    let admin: AdminClient<Context> = settings.client_config().create_with_context(settings.context().await?).map_err(|e| {
+        Error::Config { var: "TWEETLAKE_KAFKA_BOOTSTRAP", message: format!("cannot create the admin client: {e}") }
+    })?;
+    let opts =
+        AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(replication_factor))], &opts)
         .await

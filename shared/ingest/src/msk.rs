@@ -47,7 +47,9 @@ pub async fn bootstrap_brokers(client: &aws_sdk_kafka::Client, cluster_arn: &str
     };
     brokers.filter(|b| !b.is_empty()).map(str::to_owned).ok_or_else(|| Error::Config {
         var: "TWEETLAKE_KAFKA_AUTH",
-        message: format!("cluster {cluster_arn} has no brokers for auth mode {mode:?}; enable it on the cluster or pick another mode"),
+        message: format!(
+            "cluster {cluster_arn} has no brokers for auth mode {mode:?}; enable it on the cluster or pick another mode"
+        ),
     })
 }
 
@@ -74,7 +76,8 @@ pub fn iam_token(credentials: &Credentials, region: &str, now: SystemTime) -> Re
         .map_err(|e| fail(&e))?
         .into();
     let url = format!("https://kafka.{region}.amazonaws.com/?Action=kafka-cluster%3AConnect");
-    let request = SignableRequest::new("GET", url.as_str(), std::iter::empty(), SignableBody::Bytes(&[])).map_err(|e| fail(&e))?;
+    let request =
+        SignableRequest::new("GET", url.as_str(), std::iter::empty(), SignableBody::Bytes(&[])).map_err(|e| fail(&e))?;
     let (instructions, _) = sign(request, &params).map_err(|e| fail(&e))?.into_parts();
     let mut signed = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in instructions.params() {
@@ -82,7 +85,12 @@ pub fn iam_token(credentials: &Credentials, region: &str, now: SystemTime) -> Re
     }
     signed.append_pair("User-Agent", concat!("tweetlake/", env!("CARGO_PKG_VERSION")));
     let full = format!("{url}&{}", signed.finish());
-    let expiry = now.checked_add(TOKEN_LIFETIME).unwrap_or(now).duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let expiry = now
+        .checked_add(TOKEN_LIFETIME)
+        .unwrap_or(now)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     Ok((base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(full), expiry))
 }
 
@@ -92,7 +100,8 @@ mod tests {
 
     #[test]
     fn iam_token_is_a_presigned_connect_url() {
-        let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("session".into()), None, "test");
+        let creds =
+            Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("session".into()), None, "test");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
         let (token, expiry) = iam_token(&creds, "eu-west-1", now).unwrap();
         assert_eq!(expiry, (1_764_000_000 + 900) * 1000);

@@ -11,8 +11,8 @@ use crate::error::Error;
 use crate::stream::{Connect, StreamSource};
 use crate::xapi::{Answer, Includes, RateLimit, SearchPage, SearchQuery, SearchSource};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tweetlake::envelope::{Tweet, User};
@@ -51,7 +51,8 @@ impl ReplaySearch {
     pub fn open(path: &Path, tags: &[String]) -> Result<Self, Error> {
         let mut files = Vec::new();
         for f in files_of(path)? {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::Replay { path: f.display().to_string(), message: e.to_string() })?;
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| Error::Replay { path: f.display().to_string(), message: e.to_string() })?;
             let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
             let tag = tags.iter().find(|t| **t == stem).cloned();
             let docs: Vec<&str> = if f.extension().and_then(|e| e.to_str()) == Some("jsonl") {
@@ -101,7 +102,11 @@ impl SearchSource for ReplaySearch {
                     }
                 }
             }
-            let mut out = SearchPage { data: page.iter().map(|(_, t, _)| (*t).clone()).collect(), includes: Includes { users }, ..Default::default() };
+            let mut out = SearchPage {
+                data: page.iter().map(|(_, t, _)| (*t).clone()).collect(),
+                includes: Includes { users },
+                ..Default::default()
+            };
             out.meta.result_count = out.data.len() as u32;
             out.meta.newest_id = page.first().map(|t| t.0.to_string());
             out.meta.oldest_id = page.last().map(|t| t.0.to_string());
@@ -136,7 +141,8 @@ impl StreamSource for ReplayStream {
             }
             // Chunks of 16 KiB, so lines cross chunk boundaries as they do on the wire.
             let b = self.bytes.clone();
-            let chunks: Vec<Result<Bytes, String>> = (0..b.len()).step_by(16 * 1024).map(|i| Ok(b.slice(i..(i + 16 * 1024).min(b.len())))).collect();
+            let chunks: Vec<Result<Bytes, String>> =
+                (0..b.len()).step_by(16 * 1024).map(|i| Ok(b.slice(i..(i + 16 * 1024).min(b.len())))).collect();
             Ok(Connect::Stream(futures::stream::iter(chunks).boxed()))
         })
     }

@@ -38,7 +38,8 @@ const MAX_TAG_CHARS: usize = 128;
 pub fn parse_rules(text: &str, limits: RuleLimits) -> Result<Vec<Rule>, Error> {
     let trimmed = text.trim_start();
     let rules: Vec<Rule> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| Error::Rule { tag: String::new(), message: format!("not a JSON array of {{tag, value}}: {e}") })?
+        serde_json::from_str(trimmed)
+            .map_err(|e| Error::Rule { tag: String::new(), message: format!("not a JSON array of {{tag, value}}: {e}") })?
     } else {
         let mut rules = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -58,7 +59,10 @@ pub fn parse_rules(text: &str, limits: RuleLimits) -> Result<Vec<Rule>, Error> {
         return Err(Error::Rule { tag: String::new(), message: "no rules given".into() });
     }
     if rules.len() > limits.max_rules {
-        return Err(Error::Rule { tag: String::new(), message: format!("{} rules, more than the limit of {}", rules.len(), limits.max_rules) });
+        return Err(Error::Rule {
+            tag: String::new(),
+            message: format!("{} rules, more than the limit of {}", rules.len(), limits.max_rules),
+        });
     }
     for (i, r) in rules.iter().enumerate() {
         validate(r, limits)?;
@@ -158,7 +162,11 @@ mod tests {
 
     #[test]
     fn reads_both_formats() {
-        let lines = parse_rules("# comment\nrust: (#rustlang OR \"rust lang\") lang:en -is:retweet\n\ncats: cat has:images\n", RuleLimits::default()).unwrap();
+        let lines = parse_rules(
+            "# comment\nrust: (#rustlang OR \"rust lang\") lang:en -is:retweet\n\ncats: cat has:images\n",
+            RuleLimits::default(),
+        )
+        .unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], Rule { tag: "rust".into(), value: "(#rustlang OR \"rust lang\") lang:en -is:retweet".into() });
         let json = parse_rules(r#"[{"tag":"rust","value":"(#rustlang OR \"rust lang\") lang:en -is:retweet"},{"tag":"cats","value":"cat has:images"}]"#, RuleLimits::default()).unwrap();
@@ -167,7 +175,13 @@ mod tests {
 
     #[test]
     fn accepts_real_queries() {
-        for q in ["#kpop", "(happy OR sad) -is:retweet lang:en", "\"a (quoted) phrase\" @user", "from:XDevelopers -has:links", "café ☕"] {
+        for q in [
+            "#kpop",
+            "(happy OR sad) -is:retweet lang:en",
+            "\"a (quoted) phrase\" @user",
+            "from:XDevelopers -has:links",
+            "café ☕",
+        ] {
             one(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
     }

@@ -59,14 +59,17 @@ async fn secret_string(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result
         arn: arn.to_owned(),
         message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
     })?;
-    out.secret_string().map(str::to_owned).ok_or_else(|| Error::Secret { arn: arn.to_owned(), message: "the secret has no string value".into() })
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Secret { arn: arn.to_owned(), message: "the secret has no string value".into() })
 }
 
 /// The AWS SDK configuration, with path-style S3 addressing when a custom endpoint is set (local
 /// S3 servers do not serve bucket subdomains).
 async fn aws() -> (aws_config::SdkConfig, bool) {
     let conf = aws_config::load_from_env().await;
-    let custom = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()) || std::env::var("AWS_ENDPOINT_URL_S3").is_ok_and(|v| !v.is_empty());
+    let custom = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty())
+        || std::env::var("AWS_ENDPOINT_URL_S3").is_ok_and(|v| !v.is_empty());
     (conf, custom)
 }
 
@@ -100,7 +103,9 @@ impl Ingest {
         };
         let bootstrap = match &cfg.bootstrap {
             Bootstrap::Servers(s) => s.clone(),
-            Bootstrap::MskCluster(arn) => crate::msk::bootstrap_brokers(&aws_sdk_kafka::Client::new(&conf), arn, cfg.auth).await?,
+            Bootstrap::MskCluster(arn) => {
+                crate::msk::bootstrap_brokers(&aws_sdk_kafka::Client::new(&conf), arn, cfg.auth).await?
+            }
         };
         let scram = match (&cfg.scram_secret_arn, cfg.auth) {
             (Some(arn), AuthMode::Scram) => {
@@ -161,7 +166,11 @@ impl Ingest {
             (false, Mode::RecentSearch) => "recent_search",
             (false, Mode::FilteredStream) => "filtered_stream",
         };
-        let meta = IngestMeta { source: source.into(), run_id: run_id.clone(), fetched_at: Some(self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)) };
+        let meta = IngestMeta {
+            source: source.into(),
+            run_id: run_id.clone(),
+            fetched_at: Some(self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        };
         let mut out = Collector::new(meta);
         let mut report = RunReport {
             run_id: run_id.clone(),
@@ -182,9 +191,13 @@ impl Ingest {
         let mut marks = None;
         match self.cfg.mode {
             Mode::RecentSearch => {
-                let store = self.store.as_ref().ok_or(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode".into() })?;
+                let store = self
+                    .store
+                    .as_ref()
+                    .ok_or(Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: "required in recent_search mode".into() })?;
                 let (m, version) = store.load().await?;
-                report.rules = search_rules(self.search.as_ref(), &self.cfg.rules, &m, &mut out, clock, deadline, settings).await?;
+                report.rules =
+                    search_rules(self.search.as_ref(), &self.cfg.rules, &m, &mut out, clock, deadline, settings).await?;
                 marks = Some((m, version));
             }
             Mode::FilteredStream => {
@@ -198,7 +211,12 @@ impl Ingest {
             }
         }
         report.tweets = out.len();
-        report.left = report.rules.iter().filter(|r| !r.complete).map(|r| format!("{}: {}", r.tag, r.stopped.as_deref().unwrap_or("incomplete"))).collect();
+        report.left = report
+            .rules
+            .iter()
+            .filter(|r| !r.complete)
+            .map(|r| format!("{}: {}", r.tag, r.stopped.as_deref().unwrap_or("incomplete")))
+            .collect();
         // Every message must be acknowledged before any watermark moves: a failure here returns the
         // error with the marks untouched, and the next run fetches the same tweets again.
         report.produced = self.producer.send_all(out.messages(), &out.unreadable, source, &run_id).await?;
@@ -209,7 +227,13 @@ impl Ingest {
             save_merged(store.as_ref(), m, version).await?;
             report.watermarks_saved = true;
         }
-        tracing::info!(run_id, tweets = report.tweets, produced = report.produced.messages, left = report.left.len(), "ingest run done");
+        tracing::info!(
+            run_id,
+            tweets = report.tweets,
+            produced = report.produced.messages,
+            left = report.left.len(),
+            "ingest run done"
+        );
         Ok(report)
     }
 }
@@ -224,7 +248,11 @@ pub fn deadline_from_epoch_ms(ms: u64, now: DateTime<Utc>, fallback: std::time::
     match DateTime::from_timestamp_millis(ms as i64) {
         Some(d) if d > now => d,
         _ => {
-            tracing::warn!(deadline_ms = ms, fallback_secs = fallback.as_secs(), "invocation deadline is in the past; using the fallback run time");
+            tracing::warn!(
+                deadline_ms = ms,
+                fallback_secs = fallback.as_secs(),
+                "invocation deadline is in the past; using the fallback run time"
+            );
             now + chrono::Duration::from_std(fallback).unwrap_or_default()
         }
     }

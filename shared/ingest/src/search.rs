@@ -86,7 +86,16 @@ pub async fn search_rules(
     for rule in rules {
         let before = marks.mark(&rule.tag, &rule.value);
         let matched = [MatchingRule { id: None, tag: Some(rule.tag.clone()) }];
-        let mut o = RuleOutcome { tag: rule.tag.clone(), pages: 0, tweets: 0, api_errors: 0, complete: false, stopped: None, after: before.clone(), before };
+        let mut o = RuleOutcome {
+            tag: rule.tag.clone(),
+            pages: 0,
+            tweets: 0,
+            api_errors: 0,
+            complete: false,
+            stopped: None,
+            after: before.clone(),
+            before,
+        };
         let mut q = SearchQuery {
             tag: rule.tag.clone(),
             query: rule.value.clone(),
@@ -216,7 +225,11 @@ impl Pacer<'_> {
                         return Ok(Err(Stop::Unavailable(what)));
                     }
                     let wait = Duration::from_secs(1 << (failures - 1));
-                    tracing::warn!(attempt = failures, wait_ms = wait.as_millis() as u64, "recent search failed, retrying: {what}");
+                    tracing::warn!(
+                        attempt = failures,
+                        wait_ms = wait.as_millis() as u64,
+                        "recent search failed, retrying: {what}"
+                    );
                     if !self.wait_until(self.clock.now() + chrono::Duration::from_std(wait).expect("small")).await {
                         return Ok(Err(Stop::Unavailable(format!("{what}; no time left before the deadline to retry"))));
                     }

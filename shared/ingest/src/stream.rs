@@ -9,9 +9,9 @@ use crate::rules::Rule;
 use crate::xapi::{ApiRule, Includes, Problem, XClient};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tweetlake::envelope::{MatchingRule, Tweet};
@@ -36,7 +36,9 @@ impl StreamSource for XClient {
     fn connect(&self) -> BoxFuture<'_, Result<Connect, String>> {
         Box::pin(async move {
             match self.connect_stream().await {
-                Ok(Ok(resp)) => Ok(Connect::Stream(resp.bytes_stream().map(|r| r.map_err(|e| e.without_url().to_string())).boxed())),
+                Ok(Ok(resp)) => {
+                    Ok(Connect::Stream(resp.bytes_stream().map(|r| r.map_err(|e| e.without_url().to_string())).boxed()))
+                }
                 Ok(Err((status, detail, _))) => Ok(Connect::Http { status, detail }),
                 Err(e) => Err(e.without_url().to_string()),
             }
@@ -108,7 +110,13 @@ fn handle_line(line: &[u8], out: &mut Collector, r: &mut StreamReport) {
 }
 
 /// Reads the stream until `end`, reconnecting with back-off; tweets and unreadable lines go to `out`.
-pub async fn read_stream(source: &dyn StreamSource, out: &mut Collector, clock: &dyn Clock, end: DateTime<Utc>, s: StreamSettings) -> StreamReport {
+pub async fn read_stream(
+    source: &dyn StreamSource,
+    out: &mut Collector,
+    clock: &dyn Clock,
+    end: DateTime<Utc>,
+    s: StreamSettings,
+) -> StreamReport {
     let mut r = StreamReport::default();
     let mut backoff = Backoff::default();
     let left = |clock: &dyn Clock| (end - clock.now()).to_std().unwrap_or_default();

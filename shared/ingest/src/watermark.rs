@@ -132,11 +132,13 @@ pub struct S3Store {
 impl S3Store {
     /// A store for `s3://bucket/key`.
     pub fn new(client: aws_sdk_s3::Client, uri: &str) -> Result<Self, Error> {
-        let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: format!("{uri:?} is not s3://bucket/key") })?;
-        let (bucket, key) = rest
-            .split_once('/')
-            .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-            .ok_or_else(|| Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: format!("{uri:?} is not s3://bucket/key") })?;
+        let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Config {
+            var: "TWEETLAKE_WATERMARK_URI",
+            message: format!("{uri:?} is not s3://bucket/key"),
+        })?;
+        let (bucket, key) = rest.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(|| {
+            Error::Config { var: "TWEETLAKE_WATERMARK_URI", message: format!("{uri:?} is not s3://bucket/key") }
+        })?;
         Ok(Self { client, bucket: bucket.into(), key: key.into(), uri: uri.into() })
     }
 
@@ -163,7 +165,8 @@ impl WatermarkStore for S3Store {
     fn save<'a>(&'a self, marks: &'a Watermarks, version: &'a Version) -> BoxFuture<'a, Result<Saved, Error>> {
         Box::pin(async move {
             let body = serde_json::to_vec_pretty(marks).expect("watermarks serialize");
-            let mut req = self.client.put_object().bucket(&self.bucket).key(&self.key).content_type("application/json").body(body.into());
+            let mut req =
+                self.client.put_object().bucket(&self.bucket).key(&self.key).content_type("application/json").body(body.into());
             req = match version {
                 Some(etag) => req.if_match(etag),
                 None => req.if_none_match("*"),
@@ -244,7 +247,9 @@ impl WatermarkStore for FileStore {
                     return Ok(Saved::Conflict);
                 }
                 let tmp = self.path.with_extension("tmp");
-                tokio::fs::write(&tmp, serde_json::to_vec_pretty(marks).expect("watermarks serialize")).await.map_err(|e| self.err(e))?;
+                tokio::fs::write(&tmp, serde_json::to_vec_pretty(marks).expect("watermarks serialize"))
+                    .await
+                    .map_err(|e| self.err(e))?;
                 tokio::fs::rename(&tmp, &self.path).await.map_err(|e| self.err(e))?;
                 Ok(Saved::Yes)
             }

@@ -304,7 +304,13 @@ impl XClient {
             None => Ok(()),
             Some(e) => {
                 let tag = e.get("value").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-                Err(Error::Rule { tag, message: format!("rejected by X: {}", e.get("title").or(e.get("detail")).map(|v| v.to_string()).unwrap_or_default()) })
+                Err(Error::Rule {
+                    tag,
+                    message: format!(
+                        "rejected by X: {}",
+                        e.get("title").or(e.get("detail")).map(|v| v.to_string()).unwrap_or_default()
+                    ),
+                })
             }
         }
     }
@@ -366,7 +372,10 @@ mod tests {
 
     #[test]
     fn reads_error_bodies() {
-        assert_eq!(error_detail(r#"{"title":"Invalid Request","detail":"The 'query' parameter is required.","type":"x"}"#), "Invalid Request: The 'query' parameter is required.");
+        assert_eq!(
+            error_detail(r#"{"title":"Invalid Request","detail":"The 'query' parameter is required.","type":"x"}"#),
+            "Invalid Request: The 'query' parameter is required."
+        );
         assert_eq!(error_detail(r#"{"errors":[{"code":88,"message":"Rate limit exceeded"}]}"#), "Rate limit exceeded");
         assert_eq!(error_detail("upstream connect error"), "upstream connect error");
     }

@@ -158,7 +158,11 @@ pub struct Esm {
 
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
     // Positions live in the Delta table, not in a consumer group: nothing is committed to Kafka.
-    Ok(ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "tweetlake-esm").set("enable.auto.commit", "false").create()?)
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "tweetlake-esm")
+        .set("enable.auto.commit", "false")
+        .create()?)
 }
 
 /// The topic's partitions and the end offset of each now (what "caught up" means), read with a
@@ -166,7 +170,12 @@ fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
 pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
     let c = consumer(bootstrap)?;
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = md.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
     anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (create it first: tweetlake topic create)");
     let mut out = BTreeMap::new();
     for p in partitions {
@@ -207,7 +216,10 @@ impl Esm {
                 timestamp: m.timestamp().to_millis().unwrap_or(0),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
-                headers: m.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default(),
+                headers: m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
             };
             // Base64 grows a value by 4/3; the record's JSON wrapper adds a little more.
             let size = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) * 4 / 3 + 256;
@@ -236,7 +248,8 @@ impl Esm {
         for (p, o) in &self.start {
             progress.positions.entry(*p).or_insert(*o);
         }
-        let done = |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
+        let done =
+            |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
         while !done(progress) && !stop() {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
@@ -253,7 +266,9 @@ impl Esm {
                         progress.retries += 1;
                         tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
                     }
-                    Err(e) => anyhow::bail!("process function failed {attempt} times on a batch; stopping without moving past it: {e}"),
+                    Err(e) => {
+                        anyhow::bail!("process function failed {attempt} times on a batch; stopping without moving past it: {e}")
+                    }
                 }
             };
             progress.batches += 1;

@@ -78,14 +78,25 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let cfg = IngestConfig::from_lookup(lookup.clone())?;
     let ingest = Ingest::from_config(cfg).await?;
     let report = ingest.run(chrono::Utc::now() + chrono::Duration::minutes(10)).await?;
-    eprintln!("ingest ({}): {} tweets fetched, {} messages acknowledged by the broker", report.source, report.tweets, report.produced.messages);
+    eprintln!(
+        "ingest ({}): {} tweets fetched, {} messages acknowledged by the broker",
+        report.source, report.tweets, report.produced.messages
+    );
     let ingest_report = serde_json::to_value(&report)?;
 
     // 2. Process: the emulator delivers the topic to the process function from where the table is.
     let pcfg = tweetlake::ProcessConfig::from_lookup(lookup.clone())?;
-    let (tweets_uri, quarantine_uri, storage) = (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
+    let (tweets_uri, quarantine_uri, storage) =
+        (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
     let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
-    let settings = EsmSettings { bootstrap: opts.bootstrap.clone(), topic: opts.topic.clone(), batch_size: opts.batch_size, window: opts.window, max_payload: MAX_PAYLOAD_BYTES, attempts: 5 };
+    let settings = EsmSettings {
+        bootstrap: opts.bootstrap.clone(),
+        topic: opts.topic.clone(),
+        batch_size: opts.batch_size,
+        window: opts.window,
+        max_payload: MAX_PAYLOAD_BYTES,
+        attempts: 5,
+    };
     let end = end_offsets(&opts.bootstrap, &opts.topic)?;
     let partitions: Vec<i32> = end.keys().copied().collect();
     let start = processor.next_offsets(&opts.topic, &partitions).await?;
@@ -96,7 +107,9 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let ahead: Vec<i32> = end.iter().filter(|(p, e)| start.get(p).is_some_and(|s| s > *e)).map(|(p, _)| *p).collect();
     if !ahead.is_empty() {
         // A broker started on empty storage under an existing table: those offsets were already written.
-        eprintln!("process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there");
+        eprintln!(
+            "process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there"
+        );
     }
     let bar = if opts.bars { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
@@ -105,13 +118,25 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let mut on_batch = |p: &EsmProgress| {
         bar.inc((p.records - delivered) as u64);
         delivered = p.records;
-        bar.set_message(format!("{} rows, {} duplicates skipped, {} quarantined", p.rows_written, p.duplicates_skipped, p.quarantined.values().sum::<usize>()));
+        bar.set_message(format!(
+            "{} rows, {} duplicates skipped, {} quarantined",
+            p.rows_written,
+            p.duplicates_skipped,
+            p.quarantined.values().sum::<usize>()
+        ));
         if !bars {
             eprintln!("batch {}: {} records delivered, {} rows written", p.batches, p.records, p.rows_written);
         }
     };
     let stop_flag = Arc::clone(&stop);
-    esm.run_until(&InProcess(Arc::clone(&processor)), &end, &mut progress, &move || stop_flag.load(Ordering::SeqCst), &mut on_batch).await?;
+    esm.run_until(
+        &InProcess(Arc::clone(&processor)),
+        &end,
+        &mut progress,
+        &move || stop_flag.load(Ordering::SeqCst),
+        &mut on_batch,
+    )
+    .await?;
     bar.finish();
 
     // 3. What landed, and the report.

@@ -71,20 +71,53 @@ fn line_chart(id: &str, title: &str, series: &BTreeMap<String, Vec<(String, f64)
         esc(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",")),
         esc(title)
     );
-    let _ = write!(s, r##"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#444"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="#444"/>"##, h - b, w - r, h - b, h - b);
+    let _ = write!(
+        s,
+        r##"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#444"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="#444"/>"##,
+        h - b,
+        w - r,
+        h - b,
+        h - b
+    );
     for k in 0..=4 {
         let y = lo + (hi - lo) * k as f64 / 4.0;
-        let _ = write!(s, r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>"##, l - 4.0, py(y) + 3.0, if hi <= 1.0 { format!("{y:.2}") } else { format!("{y:.0}") });
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>"##,
+            l - 4.0,
+            py(y) + 3.0,
+            if hi <= 1.0 { format!("{y:.2}") } else { format!("{y:.0}") }
+        );
     }
     let step = (xs.len() / 6).max(1);
     for (i, x) in xs.iter().enumerate().step_by(step) {
-        let _ = write!(s, r#"<text x="{}" y="{}" font-size="9" text-anchor="middle">{}</text>"#, px(i), h - b + 14.0, esc(&x.chars().take(16).collect::<String>()));
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="9" text-anchor="middle">{}</text>"#,
+            px(i),
+            h - b + 14.0,
+            esc(&x.chars().take(16).collect::<String>())
+        );
     }
     for (si, (name, pts)) in series.iter().enumerate() {
         let c = COLORS[si % COLORS.len()];
-        let path: Vec<String> = pts.iter().map(|(x, y)| format!("{:.1},{:.1}", px(xs.iter().position(|v| *v == x).unwrap_or(0)), py(*y))).collect();
-        let _ = write!(s, r#"<polyline class="series" data-name="{}" fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#, esc(name), path.join(" "));
-        let _ = write!(s, r#"<rect x="{}" y="{}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#, w - r + 10.0, t + 16.0 * si as f64, w - r + 24.0, t + 9.0 + 16.0 * si as f64, esc(name));
+        let path: Vec<String> =
+            pts.iter().map(|(x, y)| format!("{:.1},{:.1}", px(xs.iter().position(|v| *v == x).unwrap_or(0)), py(*y))).collect();
+        let _ = write!(
+            s,
+            r#"<polyline class="series" data-name="{}" fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
+            esc(name),
+            path.join(" ")
+        );
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
+            w - r + 10.0,
+            t + 16.0 * si as f64,
+            w - r + 24.0,
+            t + 9.0 + 16.0 * si as f64,
+            esc(name)
+        );
     }
     s.push_str("</svg></figure>\n");
     s
@@ -125,15 +158,24 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
 
 /// The self-contained HTML page.
 pub fn html(d: &ReportData, title: &str) -> String {
-    let volume: BTreeMap<String, Vec<(String, f64)>> = d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, n, _)| (x.clone(), *n as f64)).collect())).collect();
-    let mean: BTreeMap<String, Vec<(String, f64)>> = d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, _, m)| (x.clone(), *m)).collect())).collect();
+    let volume: BTreeMap<String, Vec<(String, f64)>> =
+        d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, n, _)| (x.clone(), *n as f64)).collect())).collect();
+    let mean: BTreeMap<String, Vec<(String, f64)>> =
+        d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, _, m)| (x.clone(), *m)).collect())).collect();
     let mut page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
         t = esc(title)
     );
-    let _ = write!(page, "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>\n", d.tweets, d.quarantined, d.per_rule.len());
+    let _ = write!(
+        page,
+        "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>\n",
+        d.tweets,
+        d.quarantined,
+        d.per_rule.len()
+    );
     page += &line_chart("volume", "Tweets per hour, per rule", &volume, None);
-    page += &line_chart("sentiment", "Mean sentiment score per hour, per rule (0 negative … 1 positive)", &mean, Some((0.0, 1.0)));
+    page +=
+        &line_chart("sentiment", "Mean sentiment score per hour, per rule (0 negative … 1 positive)", &mean, Some((0.0, 1.0)));
     let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
     page += &bar_chart("labels", "Sentiment label shares", &labels);
     page += &bar_chart("hashtags", "Top hashtags", &d.hashtags);

@@ -33,9 +33,14 @@ pub struct ProcessConfig {
     pub checkpoint_interval: u64,
     /// `TWEETLAKE_COMMIT_RETRIES`: commit attempts on conflict before the invocation fails.
     pub commit_retries: usize,
+    /// `TWEETLAKE_OFFSET_GAP_GRACE_SECS`: how long a batch waits (failing as retryable) for missing
+    /// offsets before it, before they are taken as offsets that do not exist. Longer than the function
+    /// timeout, so an overlapping invocation still in flight always finishes first.
+    pub offset_gap_grace_secs: i64,
     /// Object-store options: the standard `AWS_*` variables that are set, plus `max_retries`
-    /// (`TWEETLAKE_S3_MAX_RETRIES`) and `retry_timeout` (`TWEETLAKE_S3_RETRY_TIMEOUT_SECS`), which bound
-    /// how long an unreachable S3 can hold an invocation before it fails as retryable.
+    /// (`TWEETLAKE_S3_MAX_RETRIES`), `retry_timeout` (`TWEETLAKE_S3_RETRY_TIMEOUT_SECS`) and the
+    /// per-request `timeout` / `connect_timeout` (`TWEETLAKE_S3_TIMEOUT_SECS`), which together bound how
+    /// long an unreachable or stalled S3 can hold an invocation before it fails as retryable.
     pub storage_options: HashMap<String, String>,
 }
 
@@ -103,9 +108,13 @@ impl ProcessConfig {
             model_path: get("TWEETLAKE_MODEL_PATH").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
             neutral_band: match band {
                 None => None,
-                Some(_) => {
-                    Some(parse_setting(&get, "TWEETLAKE_NEUTRAL_BAND", 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
-                }
+                Some(_) => Some(parse_setting(
+                    &get,
+                    "TWEETLAKE_NEUTRAL_BAND",
+                    0.0f32,
+                    |b| (0.0..0.5).contains(b),
+                    "a number in [0, 0.5)",
+                )?),
             },
             dedup: DedupConfig {
                 window_ms: parse_setting(
@@ -125,7 +134,13 @@ impl ProcessConfig {
                     |v| *v > 0,
                     "a positive byte count",
                 )?,
-                max_text_chars: parse_setting(&get, "TWEETLAKE_MAX_TEXT_CHARS", q.max_text_chars, |v| *v > 0, "a positive count")?,
+                max_text_chars: parse_setting(
+                    &get,
+                    "TWEETLAKE_MAX_TEXT_CHARS",
+                    q.max_text_chars,
+                    |v| *v > 0,
+                    "a positive count",
+                )?,
                 max_future_skew_secs: parse_setting(
                     &get,
                     "TWEETLAKE_MAX_FUTURE_SKEW_SECS",
@@ -136,14 +151,26 @@ impl ProcessConfig {
             },
             checkpoint_interval: parse_setting(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
             commit_retries: parse_setting(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
+            offset_gap_grace_secs: parse_setting(
+                &get,
+                "TWEETLAKE_OFFSET_GAP_GRACE_SECS",
+                900,
+                |v| *v >= 0,
+                "a non-negative number of seconds",
+            )?,
             storage_options: {
                 let mut o: HashMap<String, String> =
                     AWS_VARS.iter().filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v))).collect();
                 let retries: usize = parse_setting(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
                 let timeout: u64 =
                     parse_setting(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
+                // The client's own default holds a stalled request 30 s whatever the retry budget says.
+                let request: u64 =
+                    parse_setting(&get, "TWEETLAKE_S3_TIMEOUT_SECS", 30, |v| *v > 0, "a positive number of seconds")?;
                 o.insert("max_retries".into(), retries.to_string());
                 o.insert("retry_timeout".into(), format!("{timeout}s"));
+                o.insert("timeout".into(), format!("{request}s"));
+                o.insert("connect_timeout".into(), format!("{}s", request.min(5)));
                 o
             },
         })
@@ -177,7 +204,13 @@ impl MaintenanceConfig {
         Ok(Self {
             target_file_mb: parse_setting(&get, "TWEETLAKE_OPTIMIZE_TARGET_MB", 128, |v| (1..=4096).contains(v), "1 to 4096 MB")?,
             vacuum_retention_hours: parse_setting(&get, "TWEETLAKE_VACUUM_RETENTION_HOURS", 168, |v| *v >= 1, "at least 1 hour")?,
-            quarantine_retention_days: parse_setting(&get, "TWEETLAKE_QUARANTINE_RETENTION_DAYS", 30, |v| *v >= 1, "at least 1 day")?,
+            quarantine_retention_days: parse_setting(
+                &get,
+                "TWEETLAKE_QUARANTINE_RETENTION_DAYS",
+                30,
+                |v| *v >= 1,
+                "at least 1 day",
+            )?,
             tables: ProcessConfig::from_lookup(get)?,
         })
     }

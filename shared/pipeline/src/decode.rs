@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// The event Lambda's Kafka event source mapping sends.
@@ -127,39 +128,190 @@ pub struct RawRecord {
     pub decode_error: Option<String>,
 }
 
-/// Errors that make a whole event unusable.
+/// Errors that make a whole event unusable: only an event that is not a Lambda Kafka event at all.
+/// A record that does not decode is kept (see [`decode_event`]) and quarantined, never fails the batch.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// The payload is not a Kafka event.
+    /// The payload is not JSON, or not shaped like a Kafka event (names the field that is off).
     #[error("not a Lambda Kafka event: {0}")]
-    Event(#[from] serde_json::Error),
+    Event(String),
     /// The event source is neither MSK nor self-managed Kafka.
     #[error("unsupported eventSource {0:?} (expected \"aws:kafka\" or \"SelfManagedKafka\")")]
     Source(String),
 }
 
 fn exact_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    // serde_json keeps integer literals exact; only a literal written as a float goes through f64.
+    // serde_json keeps integer literals exact; only a literal written as a float goes through f64
+    // (saturating: 1e300 becomes i64::MAX, which the quality stage rejects as no real time).
     match serde_json::Number::deserialize(d)? {
         n if n.is_i64() => Ok(n.as_i64().expect("checked")),
         n => n.as_f64().map(|f| f.round() as i64).ok_or_else(|| serde::de::Error::custom("timestamp out of range")),
     }
 }
 
+/// The event with its records left as raw JSON, for the per-record path.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LooseEvent<'a> {
+    event_source: String,
+    #[serde(default)]
+    event_source_arn: Option<String>,
+    #[serde(default)]
+    bootstrap_servers: Option<String>,
+    #[serde(default, borrow)]
+    records: BTreeMap<String, &'a RawValue>,
+}
+
 /// Parses an event payload and decodes every record, ordered by topic, partition and offset. The
 /// returned event keeps its metadata; its records have been moved into the list.
+///
+/// A well-formed event is parsed in one pass. If any record is malformed (a `null` or out-of-range
+/// header byte, a value that is not a string, a missing offset …), the event is parsed again record by
+/// record: each record that does not decode is kept with what could be read of its position, its JSON
+/// text as the value and the reason in `decode_error`, so the quality stage quarantines it and the rest
+/// of the batch is written. Only a payload that is not a Kafka event at all is an error.
 pub fn decode_event(payload: &[u8]) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
-    decode(serde_json::from_slice(payload)?)
+    match serde_json::from_slice::<KafkaEvent>(payload) {
+        Ok(event) => decode(event),
+        Err(e) if e.classify() == serde_json::error::Category::Data => decode_per_record(payload),
+        Err(e) => Err(DecodeError::Event(format!("the payload is not JSON: {e}"))),
+    }
+}
+
+fn check_source(source: &str) -> Result<(), DecodeError> {
+    match source {
+        "aws:kafka" | "SelfManagedKafka" => Ok(()),
+        other => Err(DecodeError::Source(other.to_owned())),
+    }
 }
 
 fn decode(mut event: KafkaEvent) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
-    if event.event_source != "aws:kafka" && event.event_source != "SelfManagedKafka" {
-        return Err(DecodeError::Source(event.event_source));
-    }
+    check_source(&event.event_source)?;
     let mut out = Vec::with_capacity(event.records.values().map(Vec::len).sum());
     out.extend(std::mem::take(&mut event.records).into_values().flatten().map(decode_record));
-    out.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    sort(&mut out);
     Ok((event, out))
+}
+
+fn sort(records: &mut [RawRecord]) {
+    records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+}
+
+/// Decodes `T` from JSON text, naming the path of the field that failed (`headers[0].h[2]: …`).
+fn parse_at_path<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." { e.into_inner().to_string() } else { format!("{path}: {}", e.into_inner()) }
+    })
+}
+
+fn decode_per_record(payload: &[u8]) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeError> {
+    let text = std::str::from_utf8(payload).map_err(|e| DecodeError::Event(format!("the payload is not UTF-8: {e}")))?;
+    let loose: LooseEvent = parse_at_path(text).map_err(DecodeError::Event)?;
+    check_source(&loose.event_source)?;
+    let mut out = Vec::new();
+    for (group, raw) in &loose.records {
+        match parse_at_path::<Vec<&RawValue>>(raw.get()) {
+            Ok(records) => {
+                for (i, rec) in records.iter().enumerate() {
+                    out.push(match parse_at_path::<WireRecord>(rec.get()) {
+                        Ok(r) => decode_record(r),
+                        Err(e) => salvage(group, Some(i), rec.get(), &e),
+                    });
+                }
+            }
+            Err(e) => out.push(salvage(group, None, raw.get(), &format!("not a list of records: {e}"))),
+        }
+    }
+    sort(&mut out);
+    let event = KafkaEvent {
+        event_source: loose.event_source,
+        event_source_arn: loose.event_source_arn,
+        bootstrap_servers: loose.bootstrap_servers,
+        records: BTreeMap::new(),
+    };
+    Ok((event, out))
+}
+
+/// `topic-partition`, the key Lambda groups records under, split at its last `-`.
+fn split_group_key(group: &str) -> (Option<&str>, Option<i32>) {
+    match group.rsplit_once('-') {
+        Some((t, p)) => (Some(t), p.parse().ok()),
+        None => (Some(group), None),
+    }
+}
+
+/// What can be read of a record that does not decode: its position (from its own fields, else from
+/// its group's key; `-1` when unknown), its timestamp, and its JSON text as the value to quarantine.
+fn salvage(group: &str, index: Option<usize>, raw: &str, error: &str) -> RawRecord {
+    let v: serde_json::Value = serde_json::from_str(raw).unwrap_or(serde_json::Value::Null);
+    let (group_topic, group_partition) = split_group_key(group);
+    let topic = v.get("topic").and_then(|t| t.as_str()).or(group_topic).unwrap_or_default().to_owned();
+    let partition = v
+        .get("partition")
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|p| i32::try_from(p).ok())
+        .or(group_partition)
+        .unwrap_or(-1);
+    let offset = v.get("offset").and_then(serde_json::Value::as_i64).unwrap_or(-1);
+    let timestamp_ms = v.get("timestamp").and_then(serde_json::Value::as_i64).unwrap_or(NO_TIMESTAMP);
+    let at = match index {
+        Some(i) => format!("record {i} of {group:?}"),
+        None => format!("records[{group:?}]"),
+    };
+    let mut rec = RawRecord {
+        topic,
+        partition,
+        offset,
+        timestamp_ms,
+        key: None,
+        value: Some(raw.as_bytes().to_vec()),
+        headers: Vec::new(),
+        decode_error: Some(format!("{at} does not decode ({error}); the payload holds its JSON as received")),
+    };
+    check_position(&mut rec);
+    rec
+}
+
+/// Kafka's "no timestamp" value.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// Longest topic name Kafka accepts.
+const MAX_TOPIC_LEN: usize = 249;
+
+/// A record whose topic, partition or offset could not be a Kafka position cannot be tied to a
+/// recorded offset: it is marked unplaced (offset `-1`) and its problem noted, so it is quarantined
+/// and left out of the offsets a commit records.
+fn check_position(rec: &mut RawRecord) {
+    let topic_ok = !rec.topic.is_empty()
+        && rec.topic.len() <= MAX_TOPIC_LEN
+        && rec.topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let mut problems = Vec::new();
+    if !topic_ok {
+        problems.push(format!("topic {:?} is not a Kafka topic name", rec.topic));
+    }
+    if rec.partition < 0 {
+        problems.push(format!("partition {} is not a Kafka partition", rec.partition));
+    }
+    if rec.offset < 0 {
+        problems.push(format!("offset {} is not a Kafka offset", rec.offset));
+    }
+    if problems.is_empty() {
+        return;
+    }
+    rec.offset = -1;
+    let msg = problems.join("; ");
+    rec.decode_error = Some(match rec.decode_error.take() {
+        Some(e) => format!("{e}; {msg}"),
+        None => msg,
+    });
+}
+
+impl RawRecord {
+    /// Whether the record has a real Kafka position, so its offset can be recorded as done.
+    pub fn is_placed(&self) -> bool {
+        self.offset >= 0 && self.partition >= 0
+    }
 }
 
 /// Decodes one record; problems are kept in `decode_error`, never dropped.
@@ -188,7 +340,7 @@ pub fn decode_record(r: WireRecord) -> RawRecord {
             headers.push((name, v));
         }
     }
-    RawRecord {
+    let mut rec = RawRecord {
         topic: r.topic,
         partition: r.partition,
         offset: r.offset,
@@ -197,7 +349,9 @@ pub fn decode_record(r: WireRecord) -> RawRecord {
         value,
         headers,
         decode_error: (!errors.is_empty()).then(|| errors.join("; ")),
-    }
+    };
+    check_position(&mut rec);
+    rec
 }
 
 #[cfg(test)]
@@ -226,6 +380,35 @@ mod tests {
         let (_, recs) = decode_event(ev).unwrap();
         assert!(recs[0].decode_error.as_deref().unwrap().contains("value is not base64"));
         assert_eq!(recs[0].value.as_deref(), Some(&b"%%%"[..]));
+    }
+
+    #[test]
+    fn a_malformed_record_is_kept_with_its_position_and_the_field_that_failed() {
+        let ev = br#"{"eventSource":"aws:kafka","records":{"t-0":[
+            {"topic":"t","partition":0,"offset":4,"timestamp":1,"value":"aGk=","headers":[{"h":null}]},
+            {"topic":"t","partition":0,"offset":5,"timestamp":1,"value":"aGk="},
+            {"topic":"t","partition":0,"timestamp":"soon","value":{"x":1}}],
+            "u-7":{"not":"a list"}}}"#;
+        let (_, recs) = decode_event(ev).unwrap();
+        assert_eq!(recs.len(), 4, "every record is kept");
+        let at = |o: i64, t: &str| recs.iter().find(|r| r.offset == o && r.topic == t).unwrap();
+        assert!(at(4, "t").decode_error.as_deref().unwrap().contains("headers[0].h: invalid type: null"), "{:?}", at(4, "t"));
+        assert_eq!(at(4, "t").value.as_deref().map(|v| v.starts_with(b"{")), Some(true), "its JSON is the payload");
+        assert_eq!(at(5, "t").decode_error, None, "a good neighbour decodes as usual");
+        let no_offset = at(-1, "t");
+        assert!(!no_offset.is_placed() && no_offset.decode_error.as_deref().unwrap().contains("offset"), "{no_offset:?}");
+        let group = at(-1, "u");
+        assert_eq!(group.partition, 7, "the position is read from the group's key");
+        assert!(group.decode_error.as_deref().unwrap().contains("not a list of records"));
+    }
+
+    #[test]
+    fn impossible_positions_are_unplaced() {
+        let ev = br#"{"eventSource":"aws:kafka","records":{"x":[
+            {"topic":"../etc","partition":0,"offset":1,"timestamp":1},
+            {"topic":"t","partition":-2,"offset":1,"timestamp":1}]}}"#;
+        let (_, recs) = decode_event(ev).unwrap();
+        assert!(recs.iter().all(|r| !r.is_placed() && r.offset == -1 && r.decode_error.is_some()), "{recs:?}");
     }
 
     #[test]

@@ -11,12 +11,26 @@
 //!    `TWEETLAKE_DEDUP_MAX_IDS`), stored beside the table and tied to the recorded offset, so its
 //!    state is bounded and always matches the committed rows.
 
+use crate::sink::Coverage;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// Ids are hashed per record on the hot path; foldhash is several times cheaper than SipHash, and the
 /// keys (tweet ids from our own topic) are not attacker-chosen hash-flooding input.
 type Fast = foldhash::fast::RandomState;
+
+/// Where a partition's window is stored beside the tweets table: under the coverage it is valid for.
+/// Both ends name it, so a commit that extends the coverage downwards (an earlier batch landing after a
+/// later one) never overwrites the window of the coverage the table still records.
+pub fn window_path(topic: &str, partition: i32, coverage: &Coverage) -> String {
+    let first = coverage.first.unwrap_or(0);
+    format!("_tweetlake/dedup/{topic}/{partition}/{first:020}-{:020}.json", coverage.last)
+}
+
+/// Where tables written before the first offset was recorded keep a window: under the last offset.
+pub fn legacy_window_path(topic: &str, partition: i32, last: i64) -> String {
+    format!("_tweetlake/dedup/{topic}/{partition}/{last:020}.json")
+}
 
 /// The window of recently written tweet ids of one topic-partition.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -53,10 +67,13 @@ impl SeenIds {
         self.ids.entry(id).or_insert(timestamp_ms);
     }
 
-    /// Drops ids that fell out of the window or over the cap, and moves the state to `offset`.
-    pub fn advance(&mut self, offset: i64, cfg: &DedupConfig) {
+    /// Drops ids that fell out of the window or over the cap, and moves the state to `offset`. The
+    /// window ends at the newest timestamp it holds, but never later than `now_ms` (the processing
+    /// clock): one record stamped far in the future (stored before such records were quarantined, or
+    /// from a clock within the allowed skew) must not push every other id out.
+    pub fn advance(&mut self, offset: i64, cfg: &DedupConfig, now_ms: i64) {
         self.through_offset = offset;
-        let newest = self.ids.values().copied().max().unwrap_or(0);
+        let newest = self.ids.values().copied().max().unwrap_or(0).min(now_ms);
         let horizon = newest.saturating_sub(cfg.window_ms);
         self.ids.retain(|_, ts| *ts >= horizon);
         if self.ids.len() > cfg.max_ids {
@@ -92,11 +109,21 @@ mod tests {
         s.insert(1, 0);
         s.insert(2, 10_000);
         s.insert(3, 20_000);
-        s.advance(5, &DedupConfig { window_ms: 15_000, max_ids: 10 });
+        s.advance(5, &DedupConfig { window_ms: 15_000, max_ids: 10 }, i64::MAX);
         assert!(!s.contains(1) && s.contains(2) && s.contains(3));
-        s.advance(6, &DedupConfig { window_ms: 15_000, max_ids: 1 });
+        s.advance(6, &DedupConfig { window_ms: 15_000, max_ids: 1 }, i64::MAX);
         assert_eq!(s.ids.keys().collect::<Vec<_>>(), vec![&3]);
         assert_eq!(s.through_offset, 6);
+    }
+
+    #[test]
+    fn a_future_timestamp_does_not_move_the_horizon() {
+        let mut s = SeenIds::default();
+        let now = 1_764_000_000_000;
+        s.insert(1, now - 60_000);
+        s.insert(2, 4_102_444_800_000); // 2100-01-01
+        s.advance(9, &DedupConfig { window_ms: 3_600_000, max_ids: 10 }, now);
+        assert!(s.contains(1), "a minute-old id stays within an hour's window");
     }
 
     proptest! {
@@ -104,7 +131,7 @@ mod tests {
         fn state_never_exceeds_the_cap(ids in proptest::collection::vec((0u32..500, 0i64..1_000_000), 0..400), cap in 1usize..50) {
             let mut s = SeenIds::default();
             for (id, ts) in &ids { s.insert(u64::from(*id), *ts); }
-            s.advance(1, &DedupConfig { window_ms: 500_000, max_ids: cap });
+            s.advance(1, &DedupConfig { window_ms: 500_000, max_ids: cap }, i64::MAX);
             prop_assert!(s.ids.len() <= cap);
         }
 

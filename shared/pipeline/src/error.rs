@@ -13,11 +13,32 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] tweetlake_sentiment::ModelError),
     /// A Delta operation failed (commit conflicts exhausted, S3 unreachable, …).
-    #[error("delta table {uri}: {source}")]
+    #[error("delta table {uri}: {}", explain(source.as_ref()))]
     Delta { uri: String, source: Box<deltalake::DeltaTableError> },
     /// Reading or writing a side object beside a table failed.
-    #[error("storage at {uri}: {source}")]
+    #[error("storage at {uri}: {}", explain(source.as_ref()))]
     Storage { uri: String, source: Box<deltalake::ObjectStoreError> },
+    /// Offsets between what the tables hold and this batch are missing: an earlier batch of the
+    /// partition is still in flight or failed. Retried until the gap has lasted the grace period.
+    #[error(
+        "{topic}-{partition}: offsets {} to {} are not in the tables yet (they hold {} to {}, this batch is {} to {}): \
+         an earlier batch of this partition is still being processed or failed, so this one waits (retry). A gap that \
+         lasts {grace_secs}s (TWEETLAKE_OFFSET_GAP_GRACE_SECS; seen for {waited_secs}s) is taken as offsets that do not \
+         exist (compacted topic, transaction markers, retention) and accepted",
+        missing.0, missing.1, held.0, held.1, batch.0, batch.1
+    )]
+    OffsetGap {
+        topic: String,
+        partition: i32,
+        missing: (i64, i64),
+        held: (i64, i64),
+        batch: (i64, i64),
+        waited_secs: i64,
+        grace_secs: i64,
+    },
+    /// Code below the batch boundary panicked (a library's or ours); caught so the function stays up.
+    #[error("internal failure while processing the batch (panic: {0}); nothing of it is committed past the recorded offsets")]
+    Panic(String),
     /// Building an Arrow batch failed (a bug: the rows are validated first).
     #[error("arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
@@ -40,9 +61,41 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Delta { source, .. } => crate::sink::is_transient(source),
-            Error::Storage { .. } => true,
+            Error::Storage { .. } | Error::OffsetGap { .. } | Error::Panic(_) => true,
             Error::Config { .. } | Error::Decode(_) | Error::Model(_) | Error::Arrow(_) | Error::State { .. } => false,
         }
+    }
+}
+
+/// A storage error in words a person can act on: the causes joined (the S3 client's own text ends in the
+/// start of an XML body, e.g. `404 Not Found: <`), with the common S3 answers named.
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !chain.iter().any(|t| t.contains(&text)) {
+            chain.push(text);
+        }
+        cur = c.source();
+    }
+    let all = chain.join(": ");
+    let hint = if all.contains("NoSuchBucket") {
+        Some("the bucket does not exist (create it, or fix the URI)")
+    } else if all.contains("404 Not Found") {
+        Some("S3 answered 404 Not Found: the bucket or path does not exist")
+    } else if all.contains("AccessDenied") || all.contains("403 Forbidden") {
+        Some("S3 denied access: check the function's role or the credentials")
+    } else if all.contains("Connection refused") || all.contains("error trying to connect") || all.contains("dns error") {
+        Some("cannot connect to S3: check AWS_ENDPOINT_URL, the network or the VPC endpoint")
+    } else if all.contains("timed out") || all.contains("deadline has elapsed") {
+        Some("S3 did not answer in time (TWEETLAKE_S3_TIMEOUT_SECS bounds one request)")
+    } else {
+        None
+    };
+    match hint {
+        Some(h) => format!("{h} [{all}]"),
+        None => all,
     }
 }
 
@@ -54,4 +107,16 @@ impl From<Error> for lambda_runtime::Diagnostic {
         let kind = if e.is_retryable() { "Retryable" } else { "NonRetryable" };
         lambda_runtime::Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: e.to_string() }
     }
+}
+
+/// The value of a function's start-up, or the end of the process: the error's message (not its debug
+/// dump) and whether waiting can help, on stderr, then exit code 1, so Lambda's init failure log reads
+/// as the cause.
+#[cfg(feature = "lambda")]
+pub fn or_exit<T>(started: Result<T, Error>, function: &str) -> T {
+    started.unwrap_or_else(|e| {
+        let kind = if e.is_retryable() { "retryable: it may start once storage answers" } else { "not retryable: fix it first" };
+        eprintln!("{function} cannot start: {e} ({kind})");
+        std::process::exit(1)
+    })
 }

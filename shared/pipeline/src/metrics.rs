@@ -45,6 +45,7 @@ pub fn batch_lines(s: &BatchSummary, timestamp_ms: i64) -> Vec<String> {
             ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64),
             ("Quarantined", quarantined as u64),
             ("AggregateRows", s.aggregate_rows as u64),
+            ("OffsetGapsAccepted", s.offset_gaps_accepted.len() as u64),
         ],
     )];
     for rule in RULES {

@@ -4,14 +4,14 @@ use crate::aggregate::partials;
 use crate::clean::{CleanTweet, clean};
 use crate::config::ProcessConfig;
 use crate::decode::{RawRecord, decode_event};
-use crate::dedup::{BatchDedup, SeenIds};
+use crate::dedup::{BatchDedup, SeenIds, legacy_window_path, window_path};
 use crate::error::Error;
 use crate::quality::{QualityConfig, check};
 use crate::rows::{
     AGGREGATES_PARTITIONS, AGGREGATES_SCHEMA, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QuarantineRow, TWEETS_PARTITIONS,
-    TWEETS_SCHEMA, TweetRow, aggregates_batch, quarantine_batch, tweets_batch,
+    TWEETS_SCHEMA, TweetRow, aggregates_batch, partition_chunks, quarantine_batch, tweets_batch, window_day,
 };
-use crate::sink::{DeltaSink, offset_of};
+use crate::sink::{Coverage, DeltaSink, offset_of};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -20,11 +20,6 @@ use tweetlake_sentiment::Model;
 
 /// The model shipped inside the binary, so the Lambda needs no extra file.
 pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../../models/sentiment.twlk");
-
-/// Where a partition's dedup window is stored beside the tweets table.
-fn dedup_path(topic: &str, partition: i32, offset: i64) -> String {
-    format!("_tweetlake/dedup/{topic}/{partition}/{offset:020}.json")
-}
 
 /// Table versions a batch produced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -37,12 +32,13 @@ pub struct CommittedVersions {
     pub aggregates: Option<i64>,
 }
 
-/// The function's response: what happened to every record of the batch.
+/// The function's response: what happened to every record of the batch. Counts of written rows are
+/// those this invocation committed: where another writer committed the same offsets first, they are 0.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BatchSummary {
     /// Records in the event.
     pub records_in: usize,
-    /// Records at or below the offsets already committed (a redelivery).
+    /// Records whose offsets the tables already hold (a redelivery).
     pub redelivered_skipped: usize,
     /// New rows in the tweets table.
     pub rows_written: usize,
@@ -54,6 +50,9 @@ pub struct BatchSummary {
     pub aggregate_rows: usize,
     /// New quarantine rows per rule.
     pub quarantined: BTreeMap<String, usize>,
+    /// Offset gaps before this batch that outlasted `TWEETLAKE_OFFSET_GAP_GRACE_SECS` and were accepted
+    /// as offsets that do not exist (`topic-partition: from..=to`).
+    pub offset_gaps_accepted: Vec<String>,
     /// Versions committed.
     pub committed_versions: CommittedVersions,
     /// Last offset recorded per `topic-partition` after this batch.
@@ -67,6 +66,27 @@ pub struct Processor {
     tweets: Mutex<DeltaSink>,
     quarantine: Mutex<DeltaSink>,
     aggregates: Mutex<DeltaSink>,
+}
+
+type Key = (String, i32);
+
+/// Where a gap's first sighting is stored beside the tweets table, so every retry (in any container)
+/// measures the same grace period.
+fn gap_path(topic: &str, partition: i32, from: i64, to: i64) -> String {
+    format!("_tweetlake/gaps/{topic}/{partition}/{from:020}-{to:020}.json")
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GapSeen {
+    first_seen_ms: i64,
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast_ref::<&str>().map_or_else(|| "a panic without a message".to_owned(), |s| (*s).to_owned()),
+    }
 }
 
 impl Processor {
@@ -105,110 +125,232 @@ impl Processor {
     pub async fn next_offsets(&self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, Error> {
         let mut tweets = self.tweets.lock().await;
         tweets.refresh().await?;
-        let keys: Vec<(String, i32)> = partitions.iter().map(|p| (topic.to_owned(), *p)).collect();
+        let keys: Vec<Key> = partitions.iter().map(|p| (topic.to_owned(), *p)).collect();
         Ok(tweets.recorded_offsets(&keys).await?.into_iter().map(|((_, p), o)| (p, o + 1)).collect())
     }
 
     /// Handles one Lambda Kafka event, given as its JSON bytes (parsed straight into records, without an
-    /// intermediate `serde_json::Value` tree).
+    /// intermediate `serde_json::Value` tree). A panic anywhere below (ours or a library's, such as a
+    /// storage client's on a failed upload) is caught here and returned as a retryable error, so one
+    /// batch cannot take the function down.
     pub async fn process_event(&self, payload: impl AsRef<[u8]>) -> Result<BatchSummary, Error> {
-        let (_, records) = decode_event(payload.as_ref())?;
-        self.process_records(records, Utc::now()).await
+        let work = async {
+            let (_, records) = decode_event(payload.as_ref())?;
+            self.process_records(records, Utc::now()).await
+        };
+        match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await {
+            Ok(result) => result,
+            Err(panic) => Err(Error::Panic(panic_message(panic))),
+        }
+    }
+
+    /// Fails with a retryable [`Error::OffsetGap`] if offsets between a table's coverage and this
+    /// batch are missing (an earlier batch still in flight, or failed), unless the gap has been seen for
+    /// the grace period: then no invocation can still be writing it, so those offsets do not exist
+    /// (compacted topic, transaction markers, retention) and the gap is accepted and returned.
+    async fn check_gap(
+        &self,
+        tweets: &DeltaSink,
+        key: &Key,
+        (first, last): (i64, i64),
+        held: &Coverage,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, Error> {
+        let held_first = held.first.unwrap_or(0);
+        let missing = if first > held.last + 1 {
+            (held.last + 1, first - 1)
+        } else if last < held_first - 1 {
+            (last + 1, held_first - 1)
+        } else {
+            return Ok(None);
+        };
+        let path = gap_path(&key.0, key.1, missing.0, missing.1);
+        let now_ms = now.timestamp_millis();
+        let seen = match tweets.read_object(&path).await? {
+            Some(bytes) => {
+                serde_json::from_slice::<GapSeen>(&bytes)
+                    .map_err(|e| Error::State { path: path.clone(), message: e.to_string() })?
+                    .first_seen_ms
+            }
+            None => {
+                tweets.write_object(&path, serde_json::to_vec(&GapSeen { first_seen_ms: now_ms }).expect("serialisable")).await?;
+                now_ms
+            }
+        };
+        let waited_secs = (now_ms.saturating_sub(seen) / 1000).max(0);
+        let grace_secs = self.cfg.offset_gap_grace_secs;
+        if waited_secs < grace_secs {
+            return Err(Error::OffsetGap {
+                topic: key.0.clone(),
+                partition: key.1,
+                missing,
+                held: (held_first, held.last),
+                batch: (first, last),
+                waited_secs,
+                grace_secs,
+            });
+        }
+        tracing::warn!(topic = %key.0, partition = key.1, from = missing.0, to = missing.1, waited_secs,
+            "offset gap outlasted the grace period; accepting it as offsets that do not exist");
+        tweets.delete_object(&path).await?;
+        Ok(Some(format!("{}-{}: {}..={}", key.0, key.1, missing.0, missing.1)))
     }
 
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`.
+    ///
+    /// Commit order, each commit recording the batch's offsets in its table: quarantine → aggregates →
+    /// tweets. Every table therefore covers at least the offsets of the tweets table, which is the one
+    /// checked for gaps and the one consumers resume from.
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
-        // Records come grouped by partition: one map entry per group, not per record.
-        let last: BTreeMap<(String, i32), i64> = records
+        // Records come grouped by partition: one map entry per group, not per record. Records without a
+        // Kafka position (quarantined as undecodable) take no part in the offsets.
+        let ranges: BTreeMap<Key, (i64, i64)> = records
+            .iter()
+            .filter(|r| r.is_placed())
+            .collect::<Vec<_>>()
             .chunk_by(|a, b| a.partition == b.partition && a.topic == b.topic)
-            .map(|g| ((g[0].topic.clone(), g[0].partition), g.iter().map(|r| r.offset).max().expect("non-empty group")))
+            .map(|g| ((g[0].topic.clone(), g[0].partition), (g[0].offset, g[g.len() - 1].offset)))
             .collect();
-        let partitions: Vec<(String, i32)> = last.keys().cloned().collect();
+        let partitions: Vec<Key> = ranges.keys().cloned().collect();
         let mut tweets = self.tweets.lock().await;
         let mut quarantine = self.quarantine.lock().await;
         let mut aggregates = self.aggregates.lock().await;
         tweets.refresh().await?;
         quarantine.refresh().await?;
         aggregates.refresh().await?;
-        let done_t = tweets.recorded_offsets(&partitions).await?;
-        let done_q = quarantine.recorded_offsets(&partitions).await?;
-        let done_a = aggregates.recorded_offsets(&partitions).await?;
+        // The first offset matters only to a batch that reaches down into a coverage; the tweets table's
+        // is always read, since its dedup window is stored under both ends.
+        let reaches = |k: &Key, last: i64| ranges.get(k).is_some_and(|(first, _)| *first <= last);
+        let done_t = tweets.coverage(&partitions, |_, _| true).await?;
+        let done_q = quarantine.coverage(&partitions, reaches).await?;
+        let done_a = aggregates.coverage(&partitions, reaches).await?;
+
+        let mut gaps_accepted = Vec::new();
+        for (key, range) in &ranges {
+            if let Some(held) = done_t.get(key) {
+                gaps_accepted.extend(self.check_gap(&tweets, key, *range, held, now).await?);
+            }
+        }
 
         // Stored windows of partitions with recorded offsets; `transform` starts the others empty.
-        let mut windows: HashMap<(String, i32), SeenIds> = HashMap::new();
-        for (p, &o) in &done_t {
-            let state = match tweets.read_object(&dedup_path(&p.0, p.1, o)).await? {
-                Some(bytes) => serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::State { path: dedup_path(&p.0, p.1, o), message: e.to_string() })?,
+        let mut windows: HashMap<Key, SeenIds> = HashMap::new();
+        for (p, c) in &done_t {
+            let path = window_path(&p.0, p.1, c);
+            let mut stored = tweets.read_object(&path).await?;
+            if stored.is_none() && c.first == Some(0) {
+                stored = tweets.read_object(&legacy_window_path(&p.0, p.1, c.last)).await?;
+            }
+            let state = match stored {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State { path, message: e.to_string() })?,
                 None => {
-                    tracing::warn!(topic = %p.0, partition = p.1, offset = o, "dedup window missing; starting empty");
-                    SeenIds { through_offset: o, ..SeenIds::default() }
+                    tracing::warn!(topic = %p.0, partition = p.1, offset = c.last, "dedup window missing; starting empty");
+                    SeenIds { through_offset: c.last, ..SeenIds::default() }
                 }
             };
             windows.insert(p.clone(), state);
         }
 
-        let Transformed { rows, rejected, mut summary } =
+        let Transformed { mut rows, rejected, mut summary } =
             transform(&self.model, &self.cfg.quality, records, &done_t, &done_q, &mut windows, now);
+        summary.offset_gaps_accepted = gaps_accepted;
+        let quarantined = std::mem::take(&mut summary.quarantined);
 
-        let advance = |done: &BTreeMap<(String, i32), i64>| -> BTreeMap<(String, i32), i64> {
-            last.iter().filter(|(k, o)| done.get(*k).is_none_or(|d| d < *o)).map(|(k, o)| (k.clone(), *o)).collect()
+        // The coverage a table records after this batch, for the partitions where it grows.
+        let grown = |done: &BTreeMap<Key, Coverage>| -> BTreeMap<Key, Coverage> {
+            ranges
+                .iter()
+                .filter_map(|(k, &(first, last))| {
+                    let grown = match done.get(k) {
+                        None => Coverage { first: Some(first), last },
+                        Some(c) => Coverage { first: c.first.map(|f| f.min(first)), last: c.last.max(last) },
+                    };
+                    (done.get(k) != Some(&grown)).then(|| (k.clone(), grown))
+                })
+                .collect()
         };
-        let new_q = advance(&done_q);
-        if !new_q.is_empty() {
+        let new_q = grown(&done_q);
+        if !new_q.is_empty() || !rejected.is_empty() {
             let batch = quarantine_batch(&rejected, now)?;
-            summary.committed_versions.quarantine = commit(&mut quarantine, batch, &new_q).await?;
+            let v = commit(&mut quarantine, vec![batch], &new_q).await?;
+            if v.is_some() {
+                summary.quarantined = quarantined;
+            }
+            summary.committed_versions.quarantine = v;
         }
         // Aggregates commit before the tweets: if the tweets commit then fails, the retry recomputes the
         // same rows (every verdict depends only on the records and the stored dedup window) and skips
         // the partials already recorded, so the aggregates always count exactly the tweets table's rows.
-        let new_a = advance(&done_a);
+        let new_a = grown(&done_a);
         if !new_a.is_empty() {
-            let counted =
-                rows.iter().filter(|r| offset_of(&done_a, &r.kafka_topic, r.kafka_partition).is_none_or(|d| r.kafka_offset > d));
-            let parts = partials(counted);
-            summary.aggregate_rows = parts.len();
-            let batch = aggregates_batch(&parts, &new_a, now)?;
-            summary.committed_versions.aggregates = commit(&mut aggregates, batch, &new_a).await?;
-        }
-        let new_t = advance(&done_t);
-        if !new_t.is_empty() {
-            // The window is saved under the offset it is valid through before the commit that makes
-            // that offset current, so whichever offset the table records has its window stored.
-            for (p, &o) in &new_t {
-                let w = windows.get_mut(p).expect("every partition has a window");
-                w.advance(o, &self.cfg.dedup);
-                tweets.write_object(&dedup_path(&p.0, p.1, o), serde_json::to_vec(w).expect("serialisable")).await?;
+            let counted = rows
+                .iter()
+                .filter(|r| offset_of(&done_a, &r.kafka_topic, r.kafka_partition).is_none_or(|c| !c.contains(r.kafka_offset)));
+            let mut parts: Vec<_> = partials(counted).into_iter().collect();
+            parts.sort_by_key(window_day);
+            let last: BTreeMap<Key, i64> = ranges.iter().map(|(k, r)| (k.clone(), r.1)).collect();
+            let batches = partition_chunks(&parts, window_day)
+                .into_iter()
+                .map(|chunk| aggregates_batch(chunk, &last, now))
+                .collect::<Result<Vec<_>, _>>()?;
+            let v = commit(&mut aggregates, batches, &new_a).await?;
+            if v.is_some() {
+                summary.aggregate_rows = parts.len();
             }
-            summary.rows_written = rows.len();
-            let batch = tweets_batch(&rows, self.model.version(), now)?;
-            summary.committed_versions.tweets = commit(&mut tweets, batch, &new_t).await?;
-            for (p, o) in &done_t {
-                if new_t.contains_key(p) {
-                    tweets.delete_object(&dedup_path(&p.0, p.1, *o)).await?;
+            summary.committed_versions.aggregates = v;
+        }
+        let new_t = grown(&done_t);
+        if !new_t.is_empty() {
+            // The window is saved under the coverage it is valid for before the commit that makes that
+            // coverage current, so whichever coverage the table records has its window stored.
+            for (p, c) in &new_t {
+                let w = windows.get_mut(p).expect("every partition has a window");
+                w.advance(c.last, &self.cfg.dedup, now.timestamp_millis());
+                tweets.write_object(&window_path(&p.0, p.1, c), serde_json::to_vec(w).expect("serialisable")).await?;
+            }
+            // One flush per run of dates: a backfill spread over thousands of dates holds a bounded
+            // number of Parquet writers open, not one per date.
+            rows.sort_by_key(TweetRow::created_day);
+            let batches = partition_chunks(&rows, TweetRow::created_day)
+                .into_iter()
+                .map(|chunk| tweets_batch(chunk, self.model.version(), now))
+                .collect::<Result<Vec<_>, _>>()?;
+            let v = commit(&mut tweets, batches, &new_t).await?;
+            if v.is_some() {
+                summary.rows_written = rows.len();
+                for (p, c) in &done_t {
+                    if new_t.contains_key(p) {
+                        tweets.delete_object(&window_path(&p.0, p.1, c)).await?;
+                    }
                 }
             }
+            summary.committed_versions.tweets = v;
         }
-        for ((t, p), o) in last {
-            summary.offsets.insert(format!("{t}-{p}"), o);
+        for ((t, p), (_, last)) in ranges {
+            summary.offsets.insert(format!("{t}-{p}"), last);
         }
         Ok(summary)
     }
 }
 
-/// Commits, treating a lost race against a writer that recorded the same offsets as success.
+/// Commits; a commit that fails because another writer recorded offsets of the same partitions is
+/// success only if that writer's commits cover all of this batch's offsets (then `None`: this
+/// invocation wrote nothing). If they cover only part, the error stands and the retry processes the
+/// rest against the new state.
 async fn commit(
     sink: &mut DeltaSink,
-    batch: deltalake::arrow::record_batch::RecordBatch,
-    offsets: &BTreeMap<(String, i32), i64>,
+    batches: Vec<deltalake::arrow::record_batch::RecordBatch>,
+    coverage: &BTreeMap<Key, Coverage>,
 ) -> Result<Option<i64>, Error> {
-    match sink.append(batch, offsets).await {
+    match sink.append(batches, coverage).await {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             sink.refresh().await?;
-            let keys: Vec<(String, i32)> = offsets.keys().cloned().collect();
-            let now = sink.recorded_offsets(&keys).await?;
-            if offsets.iter().all(|(k, o)| now.get(k).is_some_and(|n| n >= o)) {
+            let keys: Vec<Key> = coverage.keys().cloned().collect();
+            let now = sink.coverage(&keys, |_, _| true).await?;
+            let covered = coverage
+                .iter()
+                .all(|(k, want)| now.get(k).is_some_and(|held| held.covers(want.first.unwrap_or(held.last), want.last)));
+            if covered {
                 tracing::info!(table = sink.uri(), "another writer committed these offsets first");
                 Ok(None)
             } else {
@@ -229,16 +371,16 @@ pub struct Transformed {
     pub summary: BatchSummary,
 }
 
-/// The in-memory stages for decoded records: skip what `done_t` / `done_q` (the offsets recorded in the
-/// tweets and quarantine tables) already hold, apply the quality rules, clean, dedup against the batch
+/// The in-memory stages for decoded records: skip what `done_t` / `done_q` (the coverage of the tweets
+/// and quarantine tables) already hold, apply the quality rules, clean, dedup against the batch
 /// and each partition's window (updated in place) and score.
 pub fn transform(
     model: &Model,
     quality: &QualityConfig,
     records: Vec<RawRecord>,
-    done_t: &BTreeMap<(String, i32), i64>,
-    done_q: &BTreeMap<(String, i32), i64>,
-    windows: &mut HashMap<(String, i32), SeenIds>,
+    done_t: &BTreeMap<Key, Coverage>,
+    done_q: &BTreeMap<Key, Coverage>,
+    windows: &mut HashMap<Key, SeenIds>,
     now: DateTime<Utc>,
 ) -> Transformed {
     let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
@@ -257,8 +399,9 @@ pub fn transform(
             current = Some(key);
         }
         let key = current.as_ref().expect("set above");
-        let skip_t = limit_t.is_some_and(|o| rec.offset <= o);
-        let skip_q = limit_q.is_some_and(|o| rec.offset <= o);
+        let placed = rec.is_placed();
+        let skip_t = placed && limit_t.is_some_and(|c: Coverage| c.contains(rec.offset));
+        let skip_q = placed && limit_q.is_some_and(|c: Coverage| c.contains(rec.offset));
         if skip_t && skip_q {
             summary.redelivered_skipped += 1;
             continue;
@@ -298,7 +441,8 @@ pub fn transform(
             summary.duplicates_in_window += 1;
             continue;
         }
-        window.insert(valid.id, rec.timestamp_ms);
+        // A record without a timestamp is remembered as of now, so it stays in the window for its length.
+        window.insert(valid.id, if rec.timestamp_ms >= 0 { rec.timestamp_ms } else { now.timestamp_millis() });
         let CleanTweet { clean_text, model_text, hashtags, mentions, urls } = clean(&msg.tweet);
         let p = scorer.predict_normalized(&model_text);
         // The model's input may borrow the tweet's text, which moves into the row next.

@@ -1,7 +1,7 @@
 //! Quality: named, declarative rules every record must pass; a failing record is quarantined with the
 //! rule's name and a message, never dropped and never failing the batch.
 
-use crate::decode::RawRecord;
+use crate::decode::{NO_TIMESTAMP, RawRecord};
 use crate::envelope::{ENVELOPE_VERSION, TweetMessage};
 use chrono::{DateTime, Utc};
 
@@ -16,8 +16,16 @@ pub struct Rule {
 
 /// Every rule, in the order they are checked; the first failure is the one recorded.
 pub const RULES: &[Rule] = &[
+    Rule {
+        name: "decodable",
+        description: "the record decodes: its fields have Kafka's types, key and value are base64, header bytes are in range, \
+                      its topic, partition and offset are a Kafka position",
+    },
+    Rule {
+        name: "kafka_timestamp",
+        description: "the Kafka timestamp is -1 (none) or a time from 1970 up to the allowed skew after the processing clock",
+    },
     Rule { name: "value_present", description: "the record has a value (not a tombstone)" },
-    Rule { name: "decodable", description: "key, value and headers decode (base64, byte ranges)" },
     Rule { name: "payload_size", description: "the value is at most the configured payload cap" },
     Rule { name: "utf8", description: "the value is valid UTF-8" },
     Rule { name: "json", description: "the value is syntactically valid JSON" },
@@ -39,7 +47,8 @@ pub struct QualityConfig {
     pub max_payload_bytes: usize,
     /// Longest accepted tweet text in characters.
     pub max_text_chars: usize,
-    /// How far in the future `created_at` may be, in seconds.
+    /// How far a record's Kafka timestamp may be ahead of the processing clock, and a tweet's
+    /// `created_at` ahead of its Kafka timestamp, in seconds.
     pub max_future_skew_secs: i64,
 }
 
@@ -77,18 +86,30 @@ fn reject(rule: &'static str, message: impl Into<String>) -> Rejection {
 
 /// Applies every rule to one record. `created_at` is compared with the record's Kafka timestamp (a
 /// tweet cannot be created after it was produced), so a redelivered record gets the same verdict at any
-/// time; `now` stands in only for records without a timestamp.
+/// time; `now` stands in only for records without a timestamp, and bounds the Kafka timestamp itself
+/// (a clock far ahead would otherwise steer the dedup window and overflow the timestamp columns).
 pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result<ValidTweet, Rejection> {
-    let value = rec.value.as_deref().ok_or_else(|| reject("value_present", "record has no value"))?;
     if let Some(e) = &rec.decode_error {
         return Err(reject("decodable", e.clone()));
     }
+    let latest_ms = now.timestamp_millis().saturating_add(cfg.max_future_skew_secs.saturating_mul(1000));
+    if rec.timestamp_ms != NO_TIMESTAMP && !(0..=latest_ms).contains(&rec.timestamp_ms) {
+        return Err(reject(
+            "kafka_timestamp",
+            format!(
+                "Kafka timestamp {} ms is not a real time: allowed -1 (none) or 0 to {latest_ms} (processing time plus {}s)",
+                rec.timestamp_ms, cfg.max_future_skew_secs
+            ),
+        ));
+    }
+    let value = rec.value.as_deref().ok_or_else(|| reject("value_present", "record has no value"))?;
     if value.len() > cfg.max_payload_bytes {
         return Err(reject("payload_size", format!("{} bytes exceed the cap of {}", value.len(), cfg.max_payload_bytes)));
     }
     // The SIMD check is several times faster on valid text; std's says where the first bad byte is.
-    let text = simdutf8::basic::from_utf8(value)
-        .map_err(|_| reject("utf8", std::str::from_utf8(value).err().map_or_else(|| "invalid UTF-8".to_owned(), |e| e.to_string())))?;
+    let text = simdutf8::basic::from_utf8(value).map_err(|_| {
+        reject("utf8", std::str::from_utf8(value).err().map_or_else(|| "invalid UTF-8".to_owned(), |e| e.to_string()))
+    })?;
     let message: TweetMessage = serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => reject("schema", e.to_string()),
         _ => reject("json", e.to_string()),
@@ -136,7 +157,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
             offset: 1,
-            timestamp_ms: 0,
+            timestamp_ms: NO_TIMESTAMP,
             key: None,
             value: value.map(|v| v.as_bytes().to_vec()),
             headers: vec![],

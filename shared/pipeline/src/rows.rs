@@ -5,6 +5,7 @@
 //! Delta's Arrow mapping names them.
 
 use crate::aggregate::{AggregateKey, Partial};
+use crate::decode::NO_TIMESTAMP;
 use crate::sink::offset_of;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
@@ -150,6 +151,53 @@ fn days(d: DateTime<Utc>) -> i32 {
     (d.date_naive() - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
+/// Last millisecond of year 9999, the latest time a timestamp column here holds.
+const LAST_MS: i64 = 253_402_300_799_999;
+
+/// A Kafka timestamp (ms) as the microseconds its column stores. Exact for every time a valid row can
+/// carry (the quality stage bounds them); a quarantined record's impossible value is clamped into the
+/// column's range (its error message keeps the raw value), so no input can overflow the conversion.
+fn kafka_micros(ms: i64) -> i64 {
+    ms.clamp(NO_TIMESTAMP, LAST_MS) * 1000
+}
+
+/// At most this many distinct partition values go into one flush of the Delta writer. Each value open
+/// in a flush holds its own Parquet writer (about 0.6 MB for the tweets table), so a backfill batch
+/// spread over thousands of dates would otherwise hold thousands at once.
+pub const PARTITIONS_PER_FLUSH: usize = 64;
+
+/// Splits `rows`, sorted by `day`, into runs of at most [`PARTITIONS_PER_FLUSH`] distinct days: one
+/// Arrow batch, and one writer flush, per run.
+pub fn partition_chunks<T>(rows: &[T], day: impl Fn(&T) -> i32) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut days) = (0, 0);
+    for i in 0..rows.len() {
+        if i == 0 || day(&rows[i]) != day(&rows[i - 1]) {
+            if days == PARTITIONS_PER_FLUSH {
+                chunks.push(&rows[start..i]);
+                (start, days) = (i, 0);
+            }
+            days += 1;
+        }
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
+}
+
+impl TweetRow {
+    /// The `created_date` partition value, days since 1970-01-01.
+    pub fn created_day(&self) -> i32 {
+        days(self.created_at)
+    }
+}
+
+/// The `window_date` partition value of a partial, days since 1970-01-01.
+pub fn window_day((key, _): &(AggregateKey, Partial)) -> i32 {
+    key.window_start_us.div_euclid(86_400_000_000) as i32
+}
+
 fn utc_ts() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
 }
@@ -203,7 +251,7 @@ pub fn tweets_batch(rows: &[TweetRow], model_version: &str, now: DateTime<Utc>) 
         topic.append_value(&r.kafka_topic);
         part.append_value(r.kafka_partition);
         off.append_value(r.kafka_offset);
-        kts.append_value(r.kafka_timestamp_ms * 1000);
+        kts.append_value(kafka_micros(r.kafka_timestamp_ms));
         src.append_option(r.ingest_source.as_deref());
         run.append_option(r.ingest_run_id.as_deref());
         processed.append_value(now.timestamp_micros());
@@ -250,7 +298,7 @@ pub fn quarantine_batch(rows: &[QuarantineRow], now: DateTime<Utc>) -> Result<Re
         topic.append_value(&r.kafka_topic);
         part.append_value(r.kafka_partition);
         off.append_value(r.kafka_offset);
-        kts.append_value(r.kafka_timestamp_ms * 1000);
+        kts.append_value(kafka_micros(r.kafka_timestamp_ms));
         key.append_option(r.key.as_deref());
         payload.append_option(r.payload.as_deref());
         rule.append_value(r.rule);
@@ -273,10 +321,10 @@ pub fn quarantine_batch(rows: &[QuarantineRow], now: DateTime<Utc>) -> Result<Re
     RecordBatch::try_new(QUARANTINE_SCHEMA.clone(), cols)
 }
 
-/// Builds the aggregates batch from a batch's partials; `last_offsets` gives each partition's last
-/// offset in the batch, stored with its partials for provenance.
+/// Builds the aggregates batch from partials; `last_offsets` gives each partition's last offset in
+/// the batch, stored with its partials for provenance.
 pub fn aggregates_batch(
-    partials: &BTreeMap<AggregateKey, Partial>,
+    partials: &[(AggregateKey, Partial)],
     last_offsets: &BTreeMap<(String, i32), i64>,
     now: DateTime<Utc>,
 ) -> Result<RecordBatch, ArrowError> {

@@ -1,30 +1,62 @@
 //! The Delta sink: appends a batch and the per-partition Kafka offsets in one commit, exactly once.
 //!
-//! The offsets are Delta application transactions (`txn`, app id `tweetlake:{topic}:{partition}`), the
-//! mechanism kafka-delta-ingest uses: a reader of the table sees rows and offsets change together, and
-//! a redelivered batch finds its offsets already recorded. Concurrent writers for other partitions
-//! only append, so delta-rs rebases and retries their commits instead of losing one.
+//! The offsets are Delta application transactions (`txn`), the mechanism kafka-delta-ingest uses: a
+//! reader of the table sees rows and offsets change together, and a redelivered batch finds its offsets
+//! already recorded. Each topic-partition's [`Coverage`] is one contiguous run of offsets, kept as two
+//! transactions: `tweetlake:{topic}:{partition}` holds the last offset (what consumers resume after)
+//! and `tweetlake:{topic}:{partition}:first` the first. Every commit writes the transactions of the
+//! partitions it covers, so two writers of one partition conflict and one of them re-checks (see
+//! `process`), while concurrent writers of other partitions only append: delta-rs rebases and retries
+//! their commits instead of losing one.
 
 use crate::error::Error;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::kernel::{StructType, Transaction};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::protocol::SaveMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError, Path, TableProperty};
 use std::collections::{BTreeMap, HashMap};
 
-/// Application-transaction id of one Kafka topic-partition.
+/// Application-transaction id of one Kafka topic-partition; its version is the last offset covered.
 pub fn app_id(topic: &str, partition: i32) -> String {
     format!("tweetlake:{topic}:{partition}")
 }
 
-/// The offset `offsets` holds for one topic-partition, looked up without building an owned key (a
+/// Application-transaction id holding the first offset a topic-partition's coverage starts at.
+pub fn first_app_id(topic: &str, partition: i32) -> String {
+    format!("tweetlake:{topic}:{partition}:first")
+}
+
+/// The offsets of one topic-partition a table holds: every offset from `first` through `last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// First offset covered; `None` when it was not looked up (a batch wholly above `last` does not need
+    /// it, and a commit then leaves the recorded value as it is). Tables written before the first offset
+    /// was recorded cover everything from 0.
+    pub first: Option<i64>,
+    /// Last offset covered.
+    pub last: i64,
+}
+
+impl Coverage {
+    /// Whether `offset` is covered. Only meaningful for offsets above `last` when `first` is unknown.
+    pub fn contains(&self, offset: i64) -> bool {
+        offset <= self.last && self.first.is_none_or(|f| offset >= f)
+    }
+
+    /// Whether every offset from `first` through `last` is covered.
+    pub fn covers(&self, first: i64, last: i64) -> bool {
+        self.contains(first) && self.contains(last)
+    }
+}
+
+/// The value `offsets` holds for one topic-partition, looked up without building an owned key (a
 /// batch spans a handful of partitions, so a scan beats allocating a `String` per row).
-pub fn offset_of(offsets: &BTreeMap<(String, i32), i64>, topic: &str, partition: i32) -> Option<i64> {
+pub fn offset_of<V: Copy>(offsets: &BTreeMap<(String, i32), V>, topic: &str, partition: i32) -> Option<V> {
     offsets.iter().find(|((t, p), _)| *p == partition && t == topic).map(|(_, o)| *o)
 }
 
@@ -96,35 +128,75 @@ impl DeltaSink {
         self.table.update_incremental(None).await.map_err(|e| Error::delta(&self.uri, e))
     }
 
+    async fn txn_version(&self, app_id: String) -> Result<Option<i64>, Error> {
+        let state = self.table.snapshot().map_err(|e| Error::delta(&self.uri, e))?;
+        state.transaction_version(self.table.log_store().as_ref(), app_id).await.map_err(|e| Error::delta(&self.uri, e))
+    }
+
     /// The last Kafka offset committed for each `(topic, partition)` asked for.
     pub async fn recorded_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>, Error> {
-        let state = self.table.snapshot().map_err(|e| Error::delta(&self.uri, e))?;
         let mut out = BTreeMap::new();
         for (topic, partition) in partitions {
-            let v = state
-                .transaction_version(self.table.log_store().as_ref(), app_id(topic, *partition))
-                .await
-                .map_err(|e| Error::delta(&self.uri, e))?;
-            if let Some(v) = v {
+            if let Some(v) = self.txn_version(app_id(topic, *partition)).await? {
                 out.insert((topic.clone(), *partition), v);
             }
         }
         Ok(out)
     }
 
-    /// Appends `batch` (may be empty) and records `offsets` in one commit; returns the new version.
-    pub async fn append(&mut self, batch: RecordBatch, offsets: &BTreeMap<(String, i32), i64>) -> Result<i64, Error> {
-        let txns: Vec<Transaction> = offsets
-            .iter()
-            .map(|((t, p), o)| Transaction::new_with_last_update(app_id(t, *p), *o, Some(chrono::Utc::now().timestamp_millis())))
-            .collect();
-        let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
-        let mut writer =
-            RecordBatchWriter::for_table(&self.table).map_err(|e| Error::delta(&self.uri, e))?.with_commit_properties(props);
-        if batch.num_rows() > 0 {
-            writer.write(batch).await.map_err(|e| Error::delta(&self.uri, e))?;
+    /// The coverage of each `(topic, partition)` asked for that has any; the first offset is looked up
+    /// only where `need_first(partition, last)` says so (each lookup replays the log).
+    pub async fn coverage(
+        &self,
+        partitions: &[(String, i32)],
+        need_first: impl Fn(&(String, i32), i64) -> bool,
+    ) -> Result<BTreeMap<(String, i32), Coverage>, Error> {
+        let mut out = BTreeMap::new();
+        for (key, last) in self.recorded_offsets(partitions).await? {
+            let first = match need_first(&key, last) {
+                true => Some(self.txn_version(first_app_id(&key.0, key.1)).await?.unwrap_or(0)),
+                false => None,
+            };
+            out.insert(key, Coverage { first, last });
         }
-        let version = writer.flush_and_commit(&mut self.table).await.map_err(|e| Error::delta(&self.uri, e))?;
+        Ok(out)
+    }
+
+    /// Appends `batches` (any number, each may be empty) and records `coverage` in one commit; returns
+    /// the new version. Each batch is flushed to its own files before the next is written, so a caller
+    /// that splits rows by partition value (see `rows::partition_chunks`) bounds how many Parquet
+    /// writers are open at once, whatever the number of partitions a commit touches.
+    pub async fn append(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        coverage: &BTreeMap<(String, i32), Coverage>,
+    ) -> Result<i64, Error> {
+        let err = |e| Error::delta(&self.uri, e);
+        let now = Some(chrono::Utc::now().timestamp_millis());
+        let mut txns = Vec::with_capacity(coverage.len() * 2);
+        for ((t, p), c) in coverage {
+            txns.push(Transaction::new_with_last_update(app_id(t, *p), c.last, now));
+            if let Some(first) = c.first {
+                txns.push(Transaction::new_with_last_update(first_app_id(t, *p), first, now));
+            }
+        }
+        let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
+        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(err)?;
+        let mut adds = Vec::new();
+        for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+            writer.write(batch).await.map_err(err)?;
+            adds.extend(writer.flush().await.map_err(err)?.into_iter().map(Action::Add));
+        }
+        let snapshot = self.table.snapshot().map_err(err)?;
+        let partition_by = Some(snapshot.metadata().partition_columns().to_vec()).filter(|c| !c.is_empty());
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None };
+        let committed = CommitBuilder::from(props)
+            .with_actions(adds)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| err(e.into()))?;
+        let version = committed.version();
+        self.table.state = Some(committed.snapshot());
         Ok(version as i64)
     }
 

@@ -1,0 +1,199 @@
+//! Hostile input as a standing part of the suite (property-based fuzzing with proptest): arbitrary
+//! Lambda events — any field missing or of any JSON type, header bytes out of range, timestamps no
+//! calendar holds, offsets and partitions negative or repeated, envelopes valid, broken or mistyped —
+//! through the event decoder, the in-memory stages and the Arrow row builders, with the real model.
+//!
+//! Asserted: nothing panics, and every record of the event ends as exactly one of: a row, a quarantine
+//! row, an in-batch or in-window duplicate, or a redelivery skip.
+//!
+//! The number of generated events is `PROPTEST_CASES` (default 1,000 per property); the long run the
+//! README quotes is `PROPTEST_CASES=10000000 cargo test --release -p tweetlake --test hostile_input`.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+use tweetlake::aggregate::partials;
+use tweetlake::decode::decode_event;
+use tweetlake::process::{EMBEDDED_MODEL, transform};
+use tweetlake::quality::QualityConfig;
+use tweetlake::rows::{aggregates_batch, quarantine_batch, tweets_batch};
+use tweetlake::sink::Coverage;
+use tweetlake_sentiment::Model;
+
+static MODEL: LazyLock<Model> = LazyLock::new(|| Model::from_bytes(EMBEDDED_MODEL).expect("the embedded model loads"));
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Any JSON scalar, a small array or object.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map("[a-z]{1,4}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn timestamp() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => (1_600_000_000_000i64..1_800_000_000_000).prop_map(Value::from),
+        1 => Just(json!(-1)),
+        1 => Just(json!(i64::MAX)),
+        1 => Just(json!(i64::MIN)),
+        1 => Just(json!(1e300)),
+        1 => Just(json!(10_000_000_000_000_000i64)),
+        1 => Just(json!(4_102_444_800_000i64)),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => any_json(),
+    ]
+}
+
+/// A tweet id, often one of a few (so duplicates happen), sometimes not digits.
+fn tweet_id() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => (1_000u64..1_012).prop_map(|i| json!(i.to_string())),
+        1 => "[0-9]{1,22}".prop_map(Value::from),
+        1 => any_json(),
+    ]
+}
+
+fn created_at() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => Just(json!("2025-11-24T16:00:00Z")),
+        1 => Just(json!("2100-01-01T00:00:00Z")),
+        1 => Just(json!("0001-01-01T00:00:00Z")),
+        1 => Just(json!("9999-12-31T23:59:59.999Z")),
+        1 => any_json(),
+    ]
+}
+
+/// The JSON text of an envelope: well formed, with mistyped fields, or not JSON at all.
+fn envelope() -> impl Strategy<Value = Vec<u8>> {
+    let tweet =
+        (tweet_id(), prop_oneof![3 => "[a-z #@:)]{1,40}".prop_map(Value::from), 1 => any_json()], created_at(), any_json());
+    let version = prop_oneof![8 => Just(json!(1)), 1 => any_json()];
+    let rules = prop_oneof![3 => Just(json!([{"id": "1", "tag": "t"}])), 1 => any_json()];
+    let doc = (version, tweet, rules).prop_map(|(v, (id, text, created, extra), rules)| {
+        serde_json::to_vec(&json!({
+            "v": v,
+            "tweet": {"id": id, "text": text, "created_at": created, "lang": extra},
+            "rules": rules,
+            "ingest": {"source": "fuzz", "run_id": "r"},
+        }))
+        .expect("serialisable")
+    });
+    prop_oneof![6 => doc, 1 => prop::collection::vec(any::<u8>(), 0..40)]
+}
+
+/// A record as the event carries it, any field possibly missing or of another type.
+fn record() -> impl Strategy<Value = Value> {
+    let value = prop_oneof![8 => envelope().prop_map(|e| json!(b64(&e))), 1 => Just(json!("%%%")), 1 => any_json()];
+    let header_bytes = prop_oneof![
+        4 => prop::collection::vec(-200i64..400, 0..4).prop_map(Value::from),
+        1 => any_json(),
+    ];
+    let headers = prop_oneof![
+        3 => prop::collection::vec(prop::collection::btree_map("[a-z-]{1,6}", header_bytes, 0..2), 0..3)
+            .prop_map(|hs| Value::from(hs.into_iter().map(|m| Value::Object(m.into_iter().collect())).collect::<Vec<_>>())),
+        1 => any_json(),
+    ];
+    let topic = prop_oneof![8 => Just(json!("tweets")), 1 => Just(json!("../../etc")), 1 => any_json()];
+    let partition = prop_oneof![8 => (0i64..3).prop_map(Value::from), 1 => Just(json!(-1)), 1 => any_json()];
+    let offset = prop_oneof![8 => (0i64..60).prop_map(Value::from), 1 => Just(json!(-5)), 1 => any_json()];
+    let present = prop::collection::vec(prop::bool::weighted(0.93), 8);
+    (topic, partition, offset, timestamp(), value, headers, present).prop_map(
+        |(topic, partition, offset, ts, value, headers, present)| {
+            let fields = [
+                ("topic", topic),
+                ("partition", partition),
+                ("offset", offset),
+                ("timestamp", ts),
+                ("timestampType", json!("CREATE_TIME")),
+                ("key", json!(b64(b"k"))),
+                ("value", value),
+                ("headers", headers),
+            ];
+            Value::Object(
+                fields.into_iter().zip(present).filter(|(_, keep)| *keep).map(|((k, v), _)| (k.to_owned(), v)).collect(),
+            )
+        },
+    )
+}
+
+/// An event: two record groups, sometimes a group that is not a list.
+fn event() -> impl Strategy<Value = (Value, usize)> {
+    let groups = prop::collection::vec(prop::collection::vec(record(), 0..8), 1..3);
+    let odd_group = prop::option::weighted(0.1, any_json().prop_filter("not a list", |v| !v.is_array()));
+    let source = prop_oneof![10 => Just("aws:kafka"), 10 => Just("SelfManagedKafka"), 1 => Just("aws:sqs")];
+    (groups, odd_group, source).prop_map(|(groups, odd, source)| {
+        let mut n = groups.iter().map(Vec::len).sum::<usize>();
+        let mut records: serde_json::Map<String, Value> =
+            groups.into_iter().enumerate().map(|(i, g)| (format!("tweets-{i}"), Value::from(g))).collect();
+        if let Some(v) = odd {
+            records.insert("tweets-9".into(), v);
+            n += 1;
+        }
+        (json!({"eventSource": source, "records": records}), n)
+    })
+}
+
+fn coverage() -> impl Strategy<Value = BTreeMap<(String, i32), Coverage>> {
+    prop::collection::btree_map(
+        (Just("tweets".to_owned()), 0i32..3),
+        (0i64..40, 0i64..40).prop_map(|(a, b)| Coverage { first: Some(a.min(b)), last: a.max(b) }),
+        0..3,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Every record of an arbitrary event ends exactly once, and every output builds its Arrow batch.
+    #[test]
+    fn every_record_ends_exactly_once((ev, n) in event(), done_t in coverage(), done_q in coverage(), now_s in 1_700_000_000i64..1_800_000_000) {
+        let bytes = serde_json::to_vec(&ev).expect("serialisable");
+        let now = DateTime::<Utc>::from_timestamp(now_s, 0).expect("in range");
+        match decode_event(&bytes) {
+            Err(e) => prop_assert_eq!(ev["eventSource"].as_str(), Some("aws:sqs"), "only a foreign event fails: {}", e),
+            Ok((_, records)) => {
+                prop_assert_eq!(records.len(), n, "decode keeps every record");
+                let mut windows = HashMap::new();
+                let t = transform(&MODEL, &QualityConfig::default(), records, &done_t, &done_q, &mut windows, now);
+                let s = &t.summary;
+                prop_assert_eq!(s.quarantined.values().sum::<usize>(), t.rejected.len());
+                prop_assert_eq!(
+                    t.rows.len() + t.rejected.len() + s.duplicates_in_batch + s.duplicates_in_window + s.redelivered_skipped,
+                    n,
+                    "each record ends once: {:?}", s
+                );
+                prop_assert!(t.rows.iter().all(|r| r.kafka_offset >= 0), "only placed records become rows");
+                tweets_batch(&t.rows, MODEL.version(), now).expect("tweets batch");
+                quarantine_batch(&t.rejected, now).expect("quarantine batch");
+                let parts: Vec<_> = partials(&t.rows).into_iter().collect();
+                aggregates_batch(&parts, &BTreeMap::new(), now).expect("aggregates batch");
+            }
+        }
+    }
+
+    /// Bytes that are not an event at all fail cleanly.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_event(&bytes);
+    }
+}
