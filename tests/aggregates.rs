@@ -6,7 +6,7 @@ use chrono::DateTime;
 use tweetlake_tests::recount::{assert_partials_match_recount, window_start};
 use tweetlake_tests::*;
 
-const BASE_MS: i64 = 1_764_000_000_000 - 1_764_000_000_000 % 3_600_000; // an hour boundary
+const BASE_MS: i64 = 1_764_000_000_000; // an hour boundary
 
 /// A tweet on `partition` at `offset`, created `created_min` minutes after BASE_MS and produced a
 /// minute after that (or later for a late arrival), tagged with `rule`, with hashtags in its text.

@@ -5,7 +5,7 @@
 //! final redelivery. Checked with the independent reader: every offset recorded, every tweet id of a
 //! good record exactly once, every bad record quarantined exactly once, the aggregates equal a recount.
 //!
-//! `PROPTEST_CASES` sets the number of schedules (default 6; each takes a few seconds).
+//! `PROPTEST_CASES` sets the number of schedules (default 12; each takes about a second).
 
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -118,7 +118,7 @@ async fn run(plan: Plan) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12),
         max_shrink_iters: 20,
         ..ProptestConfig::default()
     })]

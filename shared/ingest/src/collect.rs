@@ -54,6 +54,11 @@ impl Collector {
         self.messages.len()
     }
 
+    /// Whether nothing was collected.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
     /// The messages, in first-seen order.
     pub fn messages(&self) -> &[TweetMessage] {
         &self.messages

@@ -240,13 +240,14 @@ impl IngestConfig {
                 message: "required in recent_search mode: s3://bucket/key or a local file".into(),
             });
         }
-        if let Some(u) = &watermark_uri {
-            if u.contains("://") && !u.starts_with("s3://") {
-                return Err(Error::Config {
-                    var: "TWEETLAKE_WATERMARK_URI",
-                    message: format!("{u:?}: only s3://bucket/key or a local path"),
-                });
-            }
+        if let Some(u) = &watermark_uri
+            && u.contains("://")
+            && !u.starts_with("s3://")
+        {
+            return Err(Error::Config {
+                var: "TWEETLAKE_WATERMARK_URI",
+                message: format!("{u:?}: only s3://bucket/key or a local path"),
+            });
         }
         Ok(Self {
             rules,

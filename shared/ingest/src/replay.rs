@@ -89,17 +89,18 @@ impl SearchSource for ReplaySearch {
                     tweets.push((id, t, fi));
                 }
             }
-            tweets.sort_by(|a, b| b.0.cmp(&a.0));
+            // Newest first, as the API pages them (stable, so equal ids keep their file order).
+            tweets.sort_by_key(|t| std::cmp::Reverse(t.0));
             tweets.dedup_by_key(|t| t.0);
             let start: usize = q.next_token.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             let end = (start + q.max_results as usize).min(tweets.len());
             let page = &tweets[start.min(end)..end];
             let mut users: Vec<User> = Vec::new();
             for (_, t, fi) in page {
-                if let Some(u) = t.author_id.as_ref().and_then(|a| self.files[*fi].users.iter().find(|u| &u.id == a)) {
-                    if !users.iter().any(|x| x.id == u.id) {
-                        users.push(u.clone());
-                    }
+                if let Some(u) = t.author_id.as_ref().and_then(|a| self.files[*fi].users.iter().find(|u| &u.id == a))
+                    && !users.iter().any(|x| x.id == u.id)
+                {
+                    users.push(u.clone());
                 }
             }
             let mut out = SearchPage {

@@ -193,11 +193,11 @@ impl Pacer<'_> {
     ) -> Result<Result<crate::xapi::SearchPage, Stop>, Error> {
         let mut failures = 0;
         loop {
-            if let Some(until) = self.blocked_until.take() {
-                if !self.wait_until(until).await {
-                    self.blocked_until = Some(until);
-                    return Ok(Err(Stop::RateLimited(Some(until))));
-                }
+            if let Some(until) = self.blocked_until.take()
+                && !self.wait_until(until).await
+            {
+                self.blocked_until = Some(until);
+                return Ok(Err(Stop::RateLimited(Some(until))));
             }
             if self.clock.now() + self.margin >= self.deadline {
                 return Ok(Err(Stop::Deadline));

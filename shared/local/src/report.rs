@@ -30,9 +30,11 @@ pub async fn read(tweets_uri: &str, quarantine_uri: &str, storage: &HashMap<Stri
     let ctx = session(&[("tweets", tweets_uri), ("quarantine", quarantine_uri)], storage).await?;
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    let mut d = ReportData::default();
-    d.tweets = rows(&ctx, "SELECT count(*) AS n FROM tweets").await?.first().map_or(0, |r| n(r, "n"));
-    d.quarantined = rows(&ctx, "SELECT count(*) AS n FROM quarantine").await?.first().map_or(0, |r| n(r, "n"));
+    let mut d = ReportData {
+        tweets: rows(&ctx, "SELECT count(*) AS n FROM tweets").await?.first().map_or(0, |r| n(r, "n")),
+        quarantined: rows(&ctx, "SELECT count(*) AS n FROM quarantine").await?.first().map_or(0, |r| n(r, "n")),
+        ..ReportData::default()
+    };
     let per_hour = "SELECT tag, CAST(date_trunc('hour', created_at) AS VARCHAR) AS hour, count(*) AS n, avg(sentiment_score) AS mean \
          FROM (SELECT unnest(rule_tags) AS tag, created_at, sentiment_score FROM tweets) GROUP BY tag, hour ORDER BY hour";
     for r in rows(&ctx, per_hour).await? {
@@ -166,9 +168,9 @@ pub fn html(d: &ReportData, title: &str) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
         t = esc(title)
     );
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>\n",
+        "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>",
         d.tweets,
         d.quarantined,
         d.per_rule.len()

@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn counts_each_tweet_per_tag_hashtag_and_window() {
         // 10:00:30 and 10:01:10 share the hour but not the minute.
-        let base = 1_764_000_000 - 1_764_000_000 % 3600;
+        let base = 1_764_000_000; // an hour boundary
         let rows = [row(&["rust"], &["async"], base + 30, "positive", 0.9), row(&["rust"], &[], base + 70, "negative", 0.2)];
         let p = partials(&rows);
         let get = |dim: &'static str, v: &str, m: i32, start: i64| {

@@ -88,8 +88,8 @@ pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
         Some("S3 denied access: check the function's role or the credentials")
     } else if all.contains("Connection refused") || all.contains("error trying to connect") || all.contains("dns error") {
         Some("cannot connect to S3: check AWS_ENDPOINT_URL, the network or the VPC endpoint")
-    } else if all.contains("timed out") || all.contains("deadline has elapsed") {
-        Some("S3 did not answer in time (TWEETLAKE_S3_TIMEOUT_SECS bounds one request)")
+    } else if all.contains("timed out") || all.contains("deadline has elapsed") || all.contains("error sending request") {
+        Some("S3 could not be reached or did not answer in time (TWEETLAKE_S3_TIMEOUT_SECS bounds one request)")
     } else {
         None
     };

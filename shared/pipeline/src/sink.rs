@@ -194,7 +194,7 @@ impl DeltaSink {
             .with_actions(adds)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
-            .map_err(|e| err(e.into()))?;
+            .map_err(err)?;
         let version = committed.version();
         self.table.state = Some(committed.snapshot());
         Ok(version as i64)

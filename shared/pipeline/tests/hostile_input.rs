@@ -6,8 +6,9 @@
 //! Asserted: nothing panics, and every record of the event ends as exactly one of: a row, a quarantine
 //! row, an in-batch or in-window duplicate, or a redelivery skip.
 //!
-//! The number of generated events is `PROPTEST_CASES` (default 1,000 per property); the long run the
-//! README quotes is `PROPTEST_CASES=10000000 cargo test --release -p tweetlake --test hostile_input`.
+//! The number of generated events is `PROPTEST_CASES` (default 1,000 per property, about 5,000 records);
+//! a long run prints its record count every million:
+//! `PROPTEST_CASES=1000000 cargo test -p tweetlake --test hostile_input -- every_record --nocapture`.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tweetlake::aggregate::partials;
 use tweetlake::decode::decode_event;
 use tweetlake::process::{EMBEDDED_MODEL, transform};
@@ -24,6 +26,17 @@ use tweetlake::sink::Coverage;
 use tweetlake_sentiment::Model;
 
 static MODEL: LazyLock<Model> = LazyLock::new(|| Model::from_bytes(EMBEDDED_MODEL).expect("the embedded model loads"));
+
+/// Records checked so far in this process; a line on stderr every million (`--nocapture` shows it), so
+/// a long run says how many records its events held.
+static RECORDS: AtomicUsize = AtomicUsize::new(0);
+
+fn count(records: usize) {
+    let before = RECORDS.fetch_add(records, Ordering::Relaxed);
+    if (before + records) / 1_000_000 > before / 1_000_000 {
+        eprintln!("hostile_input: {} records checked", before + records);
+    }
+}
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000)
@@ -168,6 +181,7 @@ proptest! {
     #[test]
     fn every_record_ends_exactly_once((ev, n) in event(), done_t in coverage(), done_q in coverage(), now_s in 1_700_000_000i64..1_800_000_000) {
         let bytes = serde_json::to_vec(&ev).expect("serialisable");
+        count(n);
         let now = DateTime::<Utc>::from_timestamp(now_s, 0).expect("in range");
         match decode_event(&bytes) {
             Err(e) => prop_assert_eq!(ev["eventSource"].as_str(), Some("aws:sqs"), "only a foreign event fails: {}", e),

@@ -275,28 +275,28 @@ impl Featurizer {
     fn emit(&self, h: u64, prev: &mut Option<u64>, negated: bool, buf: &mut FeatureBuf) {
         let tok = if negated { h ^ NEGATED_SALT } else { h };
         buf.ids.push(self.bucket(tok));
-        if self.cfg.bigrams {
-            if let Some(p) = *prev {
-                buf.ids.push(self.bucket(p.rotate_left(23) ^ tok.wrapping_mul(BIGRAM_SALT)));
-            }
+        if self.cfg.bigrams
+            && let Some(p) = *prev
+        {
+            buf.ids.push(self.bucket(p.rotate_left(23) ^ tok.wrapping_mul(BIGRAM_SALT)));
         }
-        if let Some([lo, hi]) = self.cfg.char_ngrams {
-            if !buf.word.is_empty() {
-                // Boundary marks make "ing" at a word's end differ from "ing" inside it.
-                let mut marked = Vec::with_capacity(buf.word.len() + 2);
-                marked.push(b'<');
-                marked.extend_from_slice(&buf.word);
-                marked.push(b'>');
-                let chars: Vec<usize> = std::str::from_utf8(&marked)
-                    .map(|s| s.char_indices().map(|(i, _)| i).chain([marked.len()]).collect())
-                    .unwrap_or_default();
-                let n_chars = chars.len().saturating_sub(1);
-                for n in lo..=hi.min(n_chars) {
-                    for s in 0..=(n_chars - n) {
-                        let g = &marked[chars[s]..chars[s + n]];
-                        let hg = g.iter().fold(CHAR_SALT, |h, &b| step(h, b));
-                        buf.ids.push(self.bucket(hg));
-                    }
+        if let Some([lo, hi]) = self.cfg.char_ngrams
+            && !buf.word.is_empty()
+        {
+            // Boundary marks make "ing" at a word's end differ from "ing" inside it.
+            let mut marked = Vec::with_capacity(buf.word.len() + 2);
+            marked.push(b'<');
+            marked.extend_from_slice(&buf.word);
+            marked.push(b'>');
+            let chars: Vec<usize> = std::str::from_utf8(&marked)
+                .map(|s| s.char_indices().map(|(i, _)| i).chain([marked.len()]).collect())
+                .unwrap_or_default();
+            let n_chars = chars.len().saturating_sub(1);
+            for n in lo..=hi.min(n_chars) {
+                for s in 0..=(n_chars - n) {
+                    let g = &marked[chars[s]..chars[s + n]];
+                    let hg = g.iter().fold(CHAR_SALT, |h, &b| step(h, b));
+                    buf.ids.push(self.bucket(hg));
                 }
             }
         }

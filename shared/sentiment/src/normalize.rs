@@ -16,24 +16,24 @@ static LINK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"http\S+").expect("v
 pub fn normalize(text: &str) -> Cow<'_, str> {
     // Most tweets lack one of the three triggers; skipping the regex engine keeps scoring fast.
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
-    if out.contains('@') {
-        if let Cow::Owned(s) = MENTION.replace_all(&out, "USER") {
-            out = Cow::Owned(s);
-        }
+    if out.contains('@')
+        && let Cow::Owned(s) = MENTION.replace_all(&out, "USER")
+    {
+        out = Cow::Owned(s);
     }
-    if out.contains("http") {
-        if let Cow::Owned(s) = LINK.replace_all(&out, "URL") {
-            out = Cow::Owned(s);
-        }
+    if out.contains("http")
+        && let Cow::Owned(s) = LINK.replace_all(&out, "URL")
+    {
+        out = Cow::Owned(s);
     }
     let trimmed = out.trim();
     if trimmed.len() != out.len() {
         out = Cow::Owned(trimmed.to_owned());
     }
-    if out.contains('&') {
-        if let Cow::Owned(s) = html_escape::decode_html_entities(&out) {
-            out = Cow::Owned(s);
-        }
+    if out.contains('&')
+        && let Cow::Owned(s) = html_escape::decode_html_entities(&out)
+    {
+        out = Cow::Owned(s);
     }
     out
 }

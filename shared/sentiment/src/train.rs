@@ -250,9 +250,12 @@ impl Csr {
     }
 }
 
+/// One chunk's extraction: row lengths, column ids, values, lexicon scores.
+type ChunkFeatures = (Vec<usize>, Vec<u32>, Vec<f32>, Vec<f32>);
+
 /// Extracts term frequencies of every text, in order, in parallel, with each text's lexicon score.
 fn extract_all(f: &Featurizer, docs: &[(String, bool)]) -> (Csr, Vec<f32>) {
-    let parts: Vec<(Vec<usize>, Vec<u32>, Vec<f32>, Vec<f32>)> = docs
+    let parts: Vec<ChunkFeatures> = docs
         .par_chunks(8192)
         .map(|chunk| {
             let mut buf = FeatureBuf::default();
@@ -353,15 +356,18 @@ struct Objective<'a> {
     pb: ProgressBar,
     evals: &'a AtomicU64,
     /// argmin asks for cost and gradient at the same point separately; one pass computes both.
-    cache: Mutex<Option<(Array1<f64>, f64, Array1<f64>)>>,
+    cache: Mutex<Option<Evaluated>>,
 }
+
+/// A point, the cost there and the gradient there.
+type Evaluated = (Array1<f64>, f64, Array1<f64>);
 
 impl Objective<'_> {
     fn eval(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
-        if let Some((p, c, g)) = self.cache.lock().expect("not poisoned").as_ref() {
-            if p == w {
-                return (*c, g.clone());
-            }
+        if let Some((p, c, g)) = self.cache.lock().expect("not poisoned").as_ref()
+            && p == w
+        {
+            return (*c, g.clone());
         }
         let d = w.len() - 1;
         let n = self.x.rows();
@@ -397,9 +403,7 @@ impl Objective<'_> {
                 gs.iter_mut().zip(g).for_each(|(a, b)| *a += b);
             }
             let inv_n = 1.0 / n as f64;
-            for j in 0..=d {
-                gs[j] *= inv_n;
-            }
+            gs.iter_mut().for_each(|g| *g *= inv_n);
             loss *= inv_n;
             for j in 0..d {
                 loss += 0.5 * self.l2 * ws[j] * ws[j];
