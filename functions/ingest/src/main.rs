@@ -8,7 +8,7 @@ use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 use tweetlake_ingest::run::deadline_from_epoch_ms;
-use tweetlake_ingest::{Error, Ingest, IngestConfig, RunReport};
+use tweetlake_ingest::{Ingest, IngestConfig};
 
 /// Run time allowed when the invocation's deadline is unusable (see `deadline_from_epoch_ms`).
 const FALLBACK_RUN_TIME: std::time::Duration = std::time::Duration::from_secs(300);
@@ -29,7 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline, Utc::now(), FALLBACK_RUN_TIME);
             tracing::info!(request_id = event.context.request_id, deadline = %deadline, "ingest run starts");
-            Ok::<RunReport, Error>(ingest.run(deadline).await?)
+            ingest.run(deadline).await
         }
     }))
     .await
