@@ -162,28 +162,30 @@ async fn checkpoint_every_ten_commits(t: Tables) {
 }
 on_both_backends!(checkpoints, checkpoint_every_ten_commits);
 
+/// Starts a processor on `t` whose S3 endpoint is 127.0.0.1:`port`, with one retry and `extra`
+/// settings; it must fail as retryable. Returns the error and how long the start took.
+async fn failed_start(t: &Tables, port: u16, extra: &[(&str, &str)]) -> (tweetlake::Error, std::time::Duration) {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut settings = vec![("AWS_ENDPOINT_URL", endpoint.as_str()), ("TWEETLAKE_S3_MAX_RETRIES", "1")];
+    settings.extend_from_slice(extra);
+    let started = std::time::Instant::now();
+    let err = match tweetlake::Processor::new(test_config(t, &settings)).await {
+        Ok(_) => panic!("nothing serves S3 on port {port}"),
+        Err(e) => e,
+    };
+    assert!(err.is_retryable(), "{err}");
+    (err, started.elapsed())
+}
+
 /// S3 unreachable: the processor fails fast (bounded retries) with an error the event source mapping
 /// should retry, naming the table; nothing was written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_s3_fails_as_retryable() {
     let t = s3_tables("unreachable");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cfg = test_config(
-        &t,
-        &[
-            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{closed}")),
-            ("TWEETLAKE_S3_MAX_RETRIES", "1"),
-            ("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "2"),
-        ],
-    );
-    let started = std::time::Instant::now();
-    let err = match tweetlake::Processor::new(cfg).await {
-        Ok(_) => panic!("a closed port cannot serve S3"),
-        Err(e) => e,
-    };
-    assert!(err.is_retryable(), "{err}");
+    let (err, took) = failed_start(&t, closed, &[("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "2")]).await;
     assert!(err.to_string().contains(&t.tweets), "{err}");
-    assert!(started.elapsed().as_secs() < 30, "retries are bounded: {:?}", started.elapsed());
+    assert!(took.as_secs() < 30, "retries are bounded: {took:?}");
     // The real endpoint still holds no table there.
     let listing = std::process::Command::new(python())
         .args(["-c", &format!("import boto3,os;print(boto3.client('s3',endpoint_url=os.environ['AWS_ENDPOINT_URL'],region_name='us-east-1',aws_access_key_id='t',aws_secret_access_key='t').list_objects_v2(Bucket='{}').get('KeyCount'))", t.tweets.trim_start_matches("s3://").split('/').next().unwrap())])
@@ -206,23 +208,10 @@ async fn stalled_s3_fails_within_the_request_timeout() {
             held.push(conn);
         }
     });
-    let cfg = test_config(
-        &t,
-        &[
-            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
-            ("TWEETLAKE_S3_MAX_RETRIES", "1"),
-            ("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "3"),
-            ("TWEETLAKE_S3_TIMEOUT_SECS", "1"),
-        ],
-    );
-    let started = std::time::Instant::now();
-    let err = match tweetlake::Processor::new(cfg).await {
-        Ok(_) => panic!("a stalled endpoint cannot serve S3"),
-        Err(e) => e,
-    };
-    assert!(err.is_retryable(), "{err}");
+    let (err, took) =
+        failed_start(&t, port, &[("TWEETLAKE_S3_RETRY_TIMEOUT_SECS", "3"), ("TWEETLAKE_S3_TIMEOUT_SECS", "1")]).await;
     assert!(err.to_string().contains("did not answer in time"), "{err}");
-    assert!(started.elapsed().as_secs() < 15, "each request is bounded: {:?}", started.elapsed());
+    assert!(took.as_secs() < 15, "each request is bounded: {took:?}");
 }
 
 /// A table in a bucket that does not exist fails the start with words a person can act on, not the S3
