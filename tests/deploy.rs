@@ -1,10 +1,13 @@
-//! Each function as the deployment guide ships it: `cargo lambda build --release` of its own package,
-//! then `cargo lambda deploy --dry` under the function name the template gives it. Checks that the
-//! template's build metadata, function names and code locations agree with the packages, and that each
-//! package yields a Linux executable that cargo-lambda packages for `provided.al2023`.
+//! Each function as the deployment guide ships it: `cargo lambda build --release`, then `cargo lambda
+//! deploy --dry` under the function name the template gives it. Checks that the template's build
+//! metadata, function names and code locations agree with the packages, and that each package yields a
+//! Linux executable that cargo-lambda packages for `provided.al2023`.
 //!
-//! The release profile comes from the environment: the test command (`tests/run.sh`) builds unoptimised,
-//! without LTO, to keep CI's cold run in budget; a deployment build keeps Cargo.toml's profile.
+//! To keep CI's cold run in budget, the three functions are built by one `cargo lambda build` (one
+//! compilation of the dependency tree, with the features of all three unified; a deployment builds each
+//! package on its own, so the process function's binary leaves out the maintenance function's DataFusion),
+//! and the release profile comes from the environment: the test command (`tests/run.sh`) builds
+//! unoptimised, without LTO; a deployment build keeps Cargo.toml's profile.
 
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -45,6 +48,23 @@ fn cargo_lambda(args: &[&str]) -> std::process::Output {
 }
 
 /// `e_machine` of an ELF executable: 0x3E x86-64, 0xB7 aarch64.
+/// The three functions' packages, in the template's order.
+const PACKAGES: [&str; 3] = ["tweetlake-ingest-function", "tweetlake-process", "tweetlake-maintenance"];
+
+/// Builds every function for Lambda once per test process; each test that needs a bootstrap waits here.
+fn build_functions() {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let mut args = vec!["build", "--release", "--compiler", "cargo", "--quiet"];
+        args.extend(PACKAGES.iter().flat_map(|p| ["-p", p]));
+        let out = cargo_lambda(&args);
+        out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    if let Err(e) = built {
+        panic!("cargo lambda build --release of the three functions: {e}");
+    }
+}
+
 fn elf_machine(path: &std::path::Path) -> u16 {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(&bytes[..4], b"\x7fELF", "{} is an ELF executable", path.display());
@@ -55,11 +75,8 @@ fn elf_machine(path: &std::path::Path) -> u16 {
 fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name() {
     let tpl = template();
     let prefix = tpl["Parameters"]["NamePrefix"]["Default"].as_str().expect("NamePrefix default").to_owned();
-    for (resource, package) in [
-        ("IngestFunction", "tweetlake-ingest-function"),
-        ("ProcessFunction", "tweetlake-process"),
-        ("MaintenanceFunction", "tweetlake-maintenance"),
-    ] {
+    build_functions();
+    for (resource, package) in ["IngestFunction", "ProcessFunction", "MaintenanceFunction"].into_iter().zip(PACKAGES) {
         let r = &tpl["Resources"][resource];
         assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{resource}");
         let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().expect("BuildProperties.Binary");
@@ -76,9 +93,6 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
         let defines_binary = manifest.contains(&format!("name = \"{binary}\"")) || package == binary;
         assert!(defines_binary, "{resource}: package {package} builds binary {binary}");
 
-        // Built on its own, so the process binary does not pick up the maintenance function's features.
-        let build = cargo_lambda(&["build", "--release", "--compiler", "cargo", "--quiet", "-p", package]);
-        assert!(build.status.success(), "cargo lambda build --release -p {package}: {}", String::from_utf8_lossy(&build.stderr));
         let bootstrap = target_dir().join("lambda").join(binary).join("bootstrap");
         let machine = elf_machine(&bootstrap);
         assert!(machine == 0x3E || machine == 0xB7, "{binary}: a Linux x86-64 or aarch64 executable, e_machine {machine:#x}");
@@ -115,8 +129,7 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
 /// the invocation fails as `Tweetlake.Retryable` and the same process then lands the batch once.
 #[test]
 fn the_release_build_reports_a_failed_write_as_retryable_and_lives_on() {
-    let build = cargo_lambda(&["build", "--release", "--compiler", "cargo", "--quiet", "-p", "tweetlake-process"]);
-    assert!(build.status.success(), "cargo lambda build --release: {}", String::from_utf8_lossy(&build.stderr));
+    build_functions();
     let bootstrap = target_dir().join("lambda/tweetlake-process/bootstrap");
     let t = local_tables();
     let f = LocalLambda::start(bootstrap.to_str().unwrap(), &t.env());

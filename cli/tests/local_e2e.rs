@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use tweetlake_tests::kafka::{OwnBroker, end_offsets, produce_raw, settings};
+use tweetlake_tests::kafka::{bootstrap, end_offsets, new_topic, produce_raw};
 use tweetlake_tests::xapi_server::{Pool, TOKEN, XApiServer};
 use tweetlake_tests::{python, read_table, s3_tables};
 
@@ -16,13 +16,11 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     let server = XApiServer::start().await;
     server.set_pool("#brexit", Pool::recorded("events/x-api/brexit.json"));
     server.set_pool("#kpop", Pool::recorded("events/x-api/kpop.json"));
-    // This test kills a client mid-fetch: it gets a broker of its own.
-    let own = OwnBroker::start();
-    let topic = "local-e2e".to_owned();
-    tweetlake_ingest::kafka::create_topic(&settings(&own.bootstrap), &topic, 3, 1).await.expect("topic");
+    let topic = new_topic("local-e2e", 3).await;
+    let broker = bootstrap();
     // Three malformed records already on the topic: they must end in quarantine with their reasons.
     produce_raw(
-        &own.bootstrap,
+        &broker,
         &topic,
         &[
             b"{not json",
@@ -33,7 +31,6 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     .await;
     let t = s3_tables("local-e2e");
     let dir = tempfile::tempdir().unwrap();
-    let broker = own.bootstrap.clone();
     let dir_s = dir.path().display().to_string();
     let url = server.url.clone();
     let topic_c = topic.clone();
@@ -102,7 +99,7 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     assert_eq!(reasons, ["envelope_version", "json", "text_length"]);
     // Per-partition offsets recorded: the last offset of each partition in the topic.
     let last: BTreeMap<i32, i64> =
-        end_offsets(&own.bootstrap, &topic).into_iter().filter(|(_, end)| *end > 0).map(|(p, end)| (p, end - 1)).collect();
+        end_offsets(&bootstrap(), &topic).into_iter().filter(|(_, end)| *end > 0).map(|(p, end)| (p, end - 1)).collect();
     assert_eq!(last.values().map(|o| o + 1).sum::<i64>(), 203, "200 tweets and 3 malformed records on the topic");
     let apps: Vec<String> = last.keys().map(|p| format!("tweetlake:{topic}:{p}")).collect();
     let apps_ref: Vec<&str> = apps.iter().map(String::as_str).collect();

@@ -12,13 +12,16 @@
 #   infra/local/stack.sh down      stop what `up` started
 #   infra/local/stack.sh env       print the environment only
 #
-# `up` also installs (first build 10-15 minutes on 2 cores) and starts the Kafka-protocol broker
-# (Tansu, durable SQLite storage) on 127.0.0.1:$TWEETLAKE_KAFKA_PORT (default 9092) and exports
-# TWEETLAKE_KAFKA_BOOTSTRAP; TWEETLAKE_BROKER=0 leaves it out (S3 endpoint only). With the broker come
-# two more Tansu brokers behind TLS (Debian's stunnel4, the broker's own TLS options do not work), for
-# the ingest producer's MSK auth modes: TLS only on $TWEETLAKE_TLS_PORT (default 9194), and SASL/SCRAM-
-# SHA-512 over TLS on $TWEETLAKE_SCRAM_PORT (default 9196), with a local CA, certificate and SCRAM user
-# generated once into $TWEETLAKE_TOOLS/tls.
+# `up` also installs (Apache Kafka's jars from Maven Central, under a minute) and starts Apache Kafka in
+# KRaft mode, one node that is broker and controller, with a bounded heap ($TWEETLAKE_KAFKA_HEAP,
+# default 768m), storage in $TWEETLAKE_TOOLS/kafka-data; TWEETLAKE_BROKER=0 leaves it out (S3 endpoint
+# only). Its listeners, on 127.0.0.1, one per auth mode of the ingest producer, with a CA, broker
+# certificate and SCRAM user generated once into $TWEETLAKE_TOOLS/tls:
+#   $TWEETLAKE_KAFKA_PORT (9092)  PLAINTEXT
+#   $TWEETLAKE_TLS_PORT   (9194)  SSL
+#   $TWEETLAKE_SCRAM_PORT (9196)  SASL_SSL, SCRAM-SHA-512
+#   $TWEETLAKE_IAM_PORT   (9198)  SASL_SSL, OAUTHBEARER with MSK IAM tokens, checked by
+#                                 infra/local/kafka/MskIamTokenValidator.java against the test credentials
 set -euo pipefail
 
 TOOLS=${TWEETLAKE_TOOLS:-$HOME/.cache/tweetlake}
@@ -28,9 +31,19 @@ KAFKA_PORT=${TWEETLAKE_KAFKA_PORT:-9092}
 BROKER=${TWEETLAKE_BROKER:-1}
 TLS_PORT=${TWEETLAKE_TLS_PORT:-9194}
 SCRAM_PORT=${TWEETLAKE_SCRAM_PORT:-9196}
+IAM_PORT=${TWEETLAKE_IAM_PORT:-9198}
+CONTROLLER_PORT=${TWEETLAKE_CONTROLLER_PORT:-9093}
 TLS_DIR=$TOOLS/tls
-TANSU_VERSION=0.6.0
-TANSU=$TOOLS/tansu/bin/tansu
+# Apache Kafka, pinned; fetched from Maven Central (infra/local/kafka/pom.xml lists the artifacts).
+KAFKA_VERSION=4.1.1
+KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
+KAFKA_DATA=$TOOLS/kafka-data
+KAFKA_HEAP=${TWEETLAKE_KAFKA_HEAP:-768m}
+KAFKA_SRC=$(cd "$(dirname "$0")" && pwd)/kafka
+SCRAM_USER=tweetlake
+# The credentials the IAM listener accepts tokens signed with: the same as the S3 endpoint's.
+IAM_ACCESS_KEY=test
+IAM_SECRET_KEY=test
 # Pinned: the versions these tests were written against. Bump together with a passing run.
 PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3" "confluent-kafka==2.16.1")
 # The offline infrastructure checkers (tests/infra.rs), in a venv of their own: checkov pins its own
@@ -53,8 +66,8 @@ log() { echo "stack: $*" >&2; }
 
 # Debian packages the workspace build needs: librdkafka is compiled from source (cmake) against the
 # system OpenSSL, and its build wants the curl headers.
-# stunnel4 puts TLS in front of the local brokers; openssl makes their test CA.
-DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev stunnel4 openssl)
+# openssl makes the broker's test CA.
+DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev openssl)
 
 install_debs() {
   local missing=()
@@ -104,54 +117,35 @@ install_iac() {
   fi
 }
 
+# Apache Kafka's jars (the broker and its tools, with their runtime dependencies) from Maven Central
+# into $KAFKA_HOME/libs, and the local MSK IAM token validator compiled against them; stamped so a
+# version change (or an edit of the artifact list or the validator) reinstalls.
 install_broker() {
-  # 10-15 minutes on 2 cores. The default features build no storage engine; name SQLite (libsql).
-  cargo_tool "$TANSU" "$TANSU_VERSION" tansu --no-default-features --features dynostore,libsql
+  if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
+    DEB_PKGS+=(openjdk-17-jdk-headless maven)
+    install_debs
+  fi
+  local stamp=$KAFKA_HOME/.tweetlake-stamp want
+  want="$KAFKA_VERSION $(cat "$KAFKA_SRC/pom.xml" "$KAFKA_SRC/MskIamTokenValidator.java" | sha256sum | cut -c1-16)"
+  [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return
+  log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
+  rm -rf "$KAFKA_HOME" && mkdir -p "$KAFKA_HOME/classes"
+  sed "s/@KAFKA_VERSION@/$KAFKA_VERSION/" "$KAFKA_SRC/pom.xml" > "$KAFKA_HOME/pom.xml"
+  mvn -q -B -Dstyle.color=never -f "$KAFKA_HOME/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_HOME/libs" >&2
+  javac -d "$KAFKA_HOME/classes" -cp "$KAFKA_HOME/libs/*" "$KAFKA_SRC/MskIamTokenValidator.java" >&2
+  echo "$want" > "$stamp"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-broker_ready() { port_open "$KAFKA_PORT"; }
+broker_ready() { port_open "$KAFKA_PORT" && port_open "$TLS_PORT" && port_open "$SCRAM_PORT" && port_open "$IAM_PORT"; }
 
-# Starts a Tansu broker in the background with durable SQLite storage in folder $1 (the sqlite URL is
-# relative to the working directory), logging to $2, listening on 127.0.0.1:$3 and advertising
-# 127.0.0.1:$4; further arguments go to `tansu broker`. Leaves its pid in SPAWNED. `exec` makes the
-# background subshell become the broker, so nothing is left holding this script's stdout (which
-# `eval "$(stack.sh up)"` reads to the end).
-spawn_tansu() {
-  local dir=$1 logfile=$2 port=$3 advertised=$4; shift 4
-  (cd "$dir" && exec nohup "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$advertised" --storage-engine sqlite://tansu.db "$@" \
-    > "$logfile" 2>&1 < /dev/null) &
-  SPAWNED=$!
-}
-
-up_broker() {
-  install_broker
-  # TWEETLAKE_BROKER_FRESH=1 (the test command sets it) restarts the broker on empty storage: Tansu's
-  # SQLite file grows with every run (1.7 GB after a day of benchmarks here) and its fetches slow down.
-  if [[ ${TWEETLAKE_BROKER_FRESH:-0} == 1 ]]; then
-    if [[ -f $TOOLS/tansu.pid ]]; then kill "$(cat "$TOOLS/tansu.pid")" 2>/dev/null || true; rm -f "$TOOLS/tansu.pid"; fi
-    pkill -f "tansu broker --listener-url tcp://127.0.0.1:$KAFKA_PORT" 2>/dev/null || true
-    for _ in $(seq 1 50); do broker_ready || break; sleep 0.1; done
-    rm -rf "$TOOLS/broker"
-  fi
-  if broker_ready; then
-    log "broker already up on 127.0.0.1:$KAFKA_PORT"
-    return
-  fi
-  mkdir -p "$TOOLS/broker"
-  log "starting tansu broker on 127.0.0.1:$KAFKA_PORT"
-  spawn_tansu "$TOOLS/broker" "$TOOLS/tansu.log" "$KAFKA_PORT" "$KAFKA_PORT"
-  echo "$SPAWNED" > "$TOOLS/tansu.pid"
-  for _ in $(seq 1 100); do broker_ready && break; sleep 0.2; done
-  broker_ready || { log "broker did not start; see $TOOLS/tansu.log"; exit 1; }
-}
-
-# A CA and a broker certificate for 127.0.0.1/localhost, and a random SCRAM password: made once.
+# A CA and a broker certificate for 127.0.0.1/localhost (one PEM file with the PKCS#8 key and the
+# certificate, as Kafka's PEM key store reads it), and a random SCRAM password: made once.
 tls_material() {
   mkdir -p "$TLS_DIR"
-  [[ -f $TLS_DIR/broker.pem && -f $TLS_DIR/scram.password ]] && return
+  [[ -f $TLS_DIR/broker-keystore.pem && -f $TLS_DIR/scram.password ]] && return
   log "making the local CA, broker certificate and SCRAM password in $TLS_DIR"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" -days 3650 \
     -subj "/CN=tweetlake-local-ca" 2>/dev/null
@@ -159,48 +153,80 @@ tls_material() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$TLS_DIR/san.ext"
   openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
     -out "$TLS_DIR/broker.pem" -days 3650 -extfile "$TLS_DIR/san.ext" 2>/dev/null
+  { openssl pkcs8 -topk8 -nocrypt -in "$TLS_DIR/broker.key"; cat "$TLS_DIR/broker.pem"; } > "$TLS_DIR/broker-keystore.pem"
   openssl rand -hex 16 > "$TLS_DIR/scram.password"
 }
 
-# One Tansu broker behind stunnel: it listens on tls_port+1 in the clear (loopback only) and advertises
-# the TLS port, so clients reconnect through the tunnel after metadata. `auth` = 1 requires SASL/SCRAM;
-# the user is created while the broker still runs without authentication (it refuses it afterwards).
-up_tls_broker() {
-  local name=$1 tls_port=$2 auth=$3 inner=$(($2 + 1))
-  local dir=$TOOLS/broker-$name
-  if port_open "$tls_port"; then log "$name broker already up on 127.0.0.1:$tls_port"; return; fi
-  pkill -f "tansu broker --listener-url tcp://127.0.0.1:$inner" 2>/dev/null || true
-  rm -rf "$dir" && mkdir -p "$dir"
-  local extra=()
-  if [[ $auth == 1 ]]; then
-    spawn_tansu "$dir" "$dir/tansu.log" "$inner" "$tls_port"
-    for _ in $(seq 1 100); do port_open "$inner" && break; sleep 0.1; done
-    "$TANSU" user create --broker "tcp://127.0.0.1:$inner" --mechanism scram512 tweetlake "$(cat "$TLS_DIR/scram.password")" >&2
-    kill "$SPAWNED" 2>/dev/null || true
-    for _ in $(seq 1 50); do port_open "$inner" || break; sleep 0.1; done
-    extra=(--authentication)
-  fi
-  log "starting the $name broker on 127.0.0.1:$tls_port (TLS)"
-  spawn_tansu "$dir" "$dir/tansu.log" "$inner" "$tls_port" "${extra[@]}"
-  echo "$SPAWNED" > "$dir/tansu.pid"
-  cat > "$dir/stunnel.conf" <<EOC
-foreground = no
-pid = $dir/stunnel.pid
-[kafka]
-accept = 127.0.0.1:$tls_port
-connect = 127.0.0.1:$inner
-cert = $TLS_DIR/broker.pem
-key = $TLS_DIR/broker.key
+# The broker's configuration: one KRaft node that is broker and controller, a listener per auth mode
+# the ingest producer supports, single-replica internal topics.
+broker_config() {
+  cat <<EOC
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SSL://127.0.0.1:$TLS_PORT,SASL_SSL://127.0.0.1:$SCRAM_PORT,IAM://127.0.0.1:$IAM_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SSL://127.0.0.1:$TLS_PORT,SASL_SSL://127.0.0.1:$SCRAM_PORT,IAM://127.0.0.1:$IAM_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,IAM:SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker-keystore.pem
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="$IAM_ACCESS_KEY" secretKey="$IAM_SECRET_KEY";
+listener.name.iam.oauthbearer.sasl.server.callback.handler.class=tweetlake.local.MskIamTokenValidator
+log.dirs=$KAFKA_DATA/logs
+metadata.log.dir=$KAFKA_DATA/metadata
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.segment.bytes=67108864
 EOC
-  stunnel4 "$dir/stunnel.conf"
-  for _ in $(seq 1 100); do port_open "$inner" && port_open "$tls_port" && break; sleep 0.1; done
-  port_open "$tls_port" || { log "$name broker did not start; see $dir/tansu.log"; exit 1; }
 }
 
-up_secure_brokers() {
+# A JVM with the broker's class path, its log configuration and a bounded heap.
+KAFKA_JAVA=(java -Xms128m -Xmx"$KAFKA_HEAP" -XX:+UseSerialGC -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
+  -Dtweetlake.kafka.log="$KAFKA_DATA/broker.log" -cp "$KAFKA_HOME/libs/*:$KAFKA_HOME/classes")
+
+stop_broker() {
+  if [[ -f $TOOLS/kafka.pid ]]; then kill "$(cat "$TOOLS/kafka.pid")" 2>/dev/null || true; rm -f "$TOOLS/kafka.pid"; fi
+  pkill -f "kafka.Kafka $KAFKA_DATA/server.properties" 2>/dev/null || true
+  for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+}
+
+# Starts the broker unless it runs. TWEETLAKE_BROKER_FRESH=1 (the test command sets it) restarts it on
+# empty storage, so each test run starts from the same state. The SCRAM user is written into the
+# metadata log when the storage is formatted (Kafka's own storage tool).
+up_broker() {
+  install_broker
   tls_material
-  up_tls_broker tls "$TLS_PORT" 0
-  up_tls_broker scram "$SCRAM_PORT" 1
+  [[ ${TWEETLAKE_BROKER_FRESH:-0} == 1 ]] && { stop_broker; rm -rf "$KAFKA_DATA"; }
+  if broker_ready; then log "broker already up on 127.0.0.1:$KAFKA_PORT"; return; fi
+  stop_broker
+  mkdir -p "$KAFKA_DATA"
+  broker_config > "$KAFKA_DATA/server.properties"
+  if [[ ! -f $KAFKA_DATA/metadata/meta.properties ]]; then
+    rm -rf "$KAFKA_DATA/logs" "$KAFKA_DATA/metadata"
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+      --config "$KAFKA_DATA/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$(cat "$TLS_DIR/scram.password")]" >&2
+  fi
+  log "starting Apache Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (TLS $TLS_PORT, SCRAM $SCRAM_PORT, IAM $IAM_PORT)"
+  # `exec` makes the background subshell become the broker, so nothing is left holding this script's
+  # stdout (which `eval "$(stack.sh up)"` reads to the end).
+  (exec nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DATA/server.properties" > "$KAFKA_DATA/stdout.log" 2>&1 < /dev/null) &
+  echo $! > "$TOOLS/kafka.pid"
+  local start=$SECONDS
+  for _ in $(seq 1 600); do broker_ready && break; sleep 0.1; done
+  broker_ready || { log "broker did not start; see $KAFKA_DATA/broker.log"; exit 1; }
+  log "broker up in $((SECONDS - start)) s"
 }
 
 s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" 2>/dev/null; }
@@ -216,19 +242,13 @@ up() {
     for _ in $(seq 1 100); do s3_ready && break; sleep 0.2; done
     s3_ready || { log "moto did not start; see $TOOLS/moto.log"; exit 1; }
   fi
-  if [[ $BROKER == 1 ]]; then up_broker; up_secure_brokers; fi
+  if [[ $BROKER == 1 ]]; then up_broker; fi
   env_vars
 }
 
 down() {
-  if [[ -f $TOOLS/tansu.pid ]]; then kill "$(cat "$TOOLS/tansu.pid")" 2>/dev/null || true; rm -f "$TOOLS/tansu.pid"; fi
+  stop_broker
   if [[ -f $TOOLS/moto.pid ]]; then kill "$(cat "$TOOLS/moto.pid")" 2>/dev/null || true; rm -f "$TOOLS/moto.pid"; fi
-  for name in tls scram; do
-    for f in tansu stunnel; do
-      local pid=$TOOLS/broker-$name/$f.pid
-      if [[ -f $pid ]]; then kill "$(cat "$pid")" 2>/dev/null || true; rm -f "$pid"; fi
-    done
-  done
 }
 
 env_vars() {
@@ -246,11 +266,11 @@ export TWEETLAKE_CFN_GUARD="$CFN_GUARD"
 EOV
   if [[ $BROKER == 1 ]]; then
     echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
-    echo "export TWEETLAKE_TANSU=$TANSU"
+    echo "export TWEETLAKE_KAFKA_IAM_BOOTSTRAP=127.0.0.1:$IAM_PORT"
     echo "export TWEETLAKE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$TLS_PORT"
     echo "export TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP=127.0.0.1:$SCRAM_PORT"
     echo "export TWEETLAKE_KAFKA_TEST_CA=$TLS_DIR/ca.pem"
-    echo "export TWEETLAKE_KAFKA_TEST_SCRAM_USER=tweetlake"
+    echo "export TWEETLAKE_KAFKA_TEST_SCRAM_USER=$SCRAM_USER"
     if [[ -f $TLS_DIR/scram.password ]]; then echo "export TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD=$(cat "$TLS_DIR/scram.password")"; fi
   fi
 }

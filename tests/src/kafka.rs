@@ -1,5 +1,5 @@
-//! The real local Kafka-protocol broker (Tansu, started by `infra/local/stack.sh` with
-//! `TWEETLAKE_BROKER=1`): fresh topics per test and an independent read-back of what landed.
+//! The real local broker (Apache Kafka, started by `infra/local/stack.sh up`): fresh topics per test
+//! and an independent read-back of what landed.
 
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
@@ -54,8 +54,9 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Settings for one of the two TLS brokers `infra/local/stack.sh` starts beside the plaintext one:
-/// `Tls` (TLS only) or `Scram` (SASL/SCRAM-SHA-512 over TLS, with the stack's SCRAM user). Their
+/// Settings for one of the broker's secured listeners (`infra/local/stack.sh`): `Tls` (TLS only),
+/// `Scram` (SASL/SCRAM-SHA-512 over TLS, with the stack's SCRAM user) or `Iam` (SASL/OAUTHBEARER over
+/// TLS with MSK IAM tokens signed with the environment's AWS credentials, region us-east-1). Their
 /// certificate is signed by the stack's local CA, trusted when `ca` is true (otherwise only the system
 /// store is).
 pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
@@ -69,9 +70,11 @@ pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
             var("TWEETLAKE_KAFKA_SCRAM_BOOTSTRAP"),
             Some((var("TWEETLAKE_KAFKA_TEST_SCRAM_USER"), var("TWEETLAKE_KAFKA_TEST_SCRAM_PASSWORD"))),
         ),
-        other => panic!("no local broker for {other:?}"),
+        AuthMode::Iam => (var("TWEETLAKE_KAFKA_IAM_BOOTSTRAP"), None),
+        AuthMode::Plaintext => panic!("plaintext is `settings(&bootstrap())`"),
     };
-    KafkaSettings { auth, scram, ca_file: ca.then(|| var("TWEETLAKE_KAFKA_TEST_CA").into()), ..settings(&bootstrap) }
+    let region = (auth == AuthMode::Iam).then(|| "us-east-1".to_owned());
+    KafkaSettings { auth, scram, region, ca_file: ca.then(|| var("TWEETLAKE_KAFKA_TEST_CA").into()), ..settings(&bootstrap) }
 }
 
 /// Reads every record of `topic` from the beginning up to the current end, with a plain consumer
@@ -163,45 +166,4 @@ pub fn end_offsets(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i
         .iter()
         .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1))
         .collect()
-}
-
-/// A broker of the test's own: Tansu on a free port with SQLite storage in a temporary folder, for a
-/// test that kills clients mid-request. (After a client is SIGKILLed mid-fetch, Tansu 0.6 answered
-/// other clients' fetches late for minutes; a private broker keeps that away from the other tests.)
-pub struct OwnBroker {
-    /// `127.0.0.1:PORT`.
-    pub bootstrap: String,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnBroker {
-    /// Starts the broker the local stack installed and waits until it accepts connections.
-    pub fn start() -> Self {
-        let tansu = std::env::var("TWEETLAKE_TANSU")
-            .unwrap_or_else(|_| format!("{}/.cache/tweetlake/tansu/bin/tansu", std::env::var("HOME").expect("HOME")));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new(&tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{tansu} starts (infra/local/stack.sh up installs it): {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "own broker did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { bootstrap: format!("127.0.0.1:{port}"), child, _dir: dir }
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

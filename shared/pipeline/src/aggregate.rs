@@ -8,16 +8,37 @@
 //! key columns; the mean score is `SUM(score_sum) / SUM(tweets)` (README, "Aggregates").
 
 use crate::rows::TweetRow;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Window lengths in minutes: 1 minute and 1 hour, by event time (`created_at`).
 pub const WINDOW_MINUTES: [i32; 2] = [1, 60];
 
+/// What a window is counted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dimension {
+    /// The ingest rule's tag.
+    Rule,
+    /// A hashtag of the tweet.
+    Hashtag,
+}
+
+impl Dimension {
+    /// The value of the `dimension` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Rule => "rule",
+            Dimension::Hashtag => "hashtag",
+        }
+    }
+}
+
 /// What a partial row groups by.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AggregateKey {
-    /// `rule` (the ingest rule's tag) or `hashtag`.
-    pub dimension: &'static str,
+    /// Rule tag or hashtag.
+    pub dimension: Dimension,
     /// The tag or hashtag.
     pub value: String,
     /// Window length, one of [`WINDOW_MINUTES`].
@@ -31,7 +52,7 @@ pub struct AggregateKey {
 }
 
 /// Additive counts of one key; summing partials gives the window's totals.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Partial {
     /// Tweets counted.
     pub tweets: i64,
@@ -63,7 +84,11 @@ pub fn partials<'a>(rows: impl IntoIterator<Item = &'a TweetRow>) -> BTreeMap<Ag
     let mut out: BTreeMap<AggregateKey, Partial> = BTreeMap::new();
     for row in rows {
         let created_us = row.created_at.timestamp_micros();
-        let dims = row.rule_tags.iter().map(|t| ("rule", t)).chain(row.hashtags.iter().map(|h| ("hashtag", h)));
+        let dims = row
+            .rule_tags
+            .iter()
+            .map(|t| (Dimension::Rule, t))
+            .chain(row.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
         for (dimension, value) in dims {
             for minutes in WINDOW_MINUTES {
                 let len = i64::from(minutes) * 60_000_000;
@@ -119,7 +144,7 @@ mod tests {
         let base = 1_764_000_000; // an hour boundary
         let rows = [row(&["rust"], &["async"], base + 30, "positive", 0.9), row(&["rust"], &[], base + 70, "negative", 0.2)];
         let p = partials(&rows);
-        let get = |dim: &'static str, v: &str, m: i32, start: i64| {
+        let get = |dim: Dimension, v: &str, m: i32, start: i64| {
             p.get(&AggregateKey {
                 dimension: dim,
                 value: v.into(),
@@ -130,12 +155,12 @@ mod tests {
             })
             .cloned()
         };
-        let hour = get("rule", "rust", 60, base).unwrap();
+        let hour = get(Dimension::Rule, "rust", 60, base).unwrap();
         assert_eq!((hour.tweets, hour.positive, hour.negative, hour.neutral), (2, 1, 1, 0));
         assert!((hour.score_sum - 1.1).abs() < 1e-9);
-        assert_eq!(get("rule", "rust", 1, base).unwrap().tweets, 1);
-        assert_eq!(get("rule", "rust", 1, base + 60).unwrap().tweets, 1);
-        assert_eq!(get("hashtag", "async", 1, base).unwrap().tweets, 1);
+        assert_eq!(get(Dimension::Rule, "rust", 1, base).unwrap().tweets, 1);
+        assert_eq!(get(Dimension::Rule, "rust", 1, base + 60).unwrap().tweets, 1);
+        assert_eq!(get(Dimension::Hashtag, "async", 1, base).unwrap().tweets, 1);
         assert_eq!(p.len(), 5, "rule: 2 minutes + 1 hour; hashtag: 1 minute + 1 hour");
     }
 }

@@ -11,6 +11,7 @@
 //!    `TWEETLAKE_DEDUP_MAX_IDS`), stored beside the table and tied to the recorded offset, so its
 //!    state is bounded and always matches the committed rows.
 
+use crate::aggregate::{AggregateKey, Partial};
 use crate::sink::Coverage;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -39,6 +40,12 @@ pub struct SeenIds {
     pub through_offset: i64,
     /// Tweet id → Kafka timestamp (ms) of the record that wrote it (stored as JSON object keys).
     pub ids: HashMap<u64, i64, Fast>,
+    /// The partial aggregates of the rows the tweets commit of this coverage wrote. The aggregates table
+    /// is committed after the tweets table; when it lags, whoever next sees the lag commits these, so the
+    /// aggregates count exactly the rows written (see `process`). Stored here because the window is
+    /// already written before, and read after, every tweets commit of the partition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unaggregated: Vec<(AggregateKey, Partial)>,
 }
 
 /// Window limits.
@@ -137,7 +144,7 @@ mod tests {
 
         #[test]
         fn stored_form_round_trips_with_ids_as_json_keys(ids in proptest::collection::hash_map(any::<u64>(), any::<i64>(), 0..50)) {
-            let s = SeenIds { through_offset: 7, ids: ids.into_iter().collect() };
+            let s = SeenIds { through_offset: 7, ids: ids.into_iter().collect(), unaggregated: Vec::new() };
             let json = serde_json::to_string(&s).unwrap();
             prop_assert_eq!(serde_json::from_str::<SeenIds>(&json).unwrap(), s);
         }

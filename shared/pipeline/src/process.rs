@@ -1,6 +1,6 @@
 //! The process pipeline for one Kafka batch: decode → quality → clean → dedup → score → Delta.
 
-use crate::aggregate::partials;
+use crate::aggregate::{AggregateKey, Partial, partials};
 use crate::clean::{CleanTweet, clean};
 use crate::config::ProcessConfig;
 use crate::decode::{RawRecord, decode_event};
@@ -69,6 +69,18 @@ pub struct Processor {
 }
 
 type Key = (String, i32);
+
+/// The offsets missing between a coverage and a batch `(first, last)` that does not touch it.
+fn missing((first, last): (i64, i64), held: &Coverage) -> Option<(i64, i64)> {
+    let held_first = held.first.unwrap_or(0);
+    if first > held.last + 1 {
+        Some((held.last + 1, first - 1))
+    } else if last < held_first - 1 {
+        Some((last + 1, held_first - 1))
+    } else {
+        None
+    }
+}
 
 /// Where a gap's first sighting is stored beside the tweets table, so every retry (in any container)
 /// measures the same grace period.
@@ -152,18 +164,10 @@ impl Processor {
         &self,
         tweets: &DeltaSink,
         key: &Key,
-        (first, last): (i64, i64),
-        held: &Coverage,
+        batch: (i64, i64),
+        (held, missing): (&Coverage, (i64, i64)),
         now: DateTime<Utc>,
     ) -> Result<Option<String>, Error> {
-        let held_first = held.first.unwrap_or(0);
-        let missing = if first > held.last + 1 {
-            (held.last + 1, first - 1)
-        } else if last < held_first - 1 {
-            (last + 1, held_first - 1)
-        } else {
-            return Ok(None);
-        };
         let path = gap_path(&key.0, key.1, missing.0, missing.1);
         let now_ms = now.timestamp_millis();
         let seen = match tweets.read_object(&path).await? {
@@ -184,8 +188,8 @@ impl Processor {
                 topic: key.0.clone(),
                 partition: key.1,
                 missing,
-                held: (held_first, held.last),
-                batch: (first, last),
+                held: (held.first.unwrap_or(0), held.last),
+                batch,
                 waited_secs,
                 grace_secs,
             });
@@ -198,9 +202,12 @@ impl Processor {
 
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`.
     ///
-    /// Commit order, each commit recording the batch's offsets in its table: quarantine → aggregates →
-    /// tweets. Every table therefore covers at least the offsets of the tweets table, which is the one
-    /// checked for gaps and the one consumers resume from.
+    /// Commit order, each commit recording offsets in its table: quarantine → tweets → aggregates. The
+    /// tweets table is the one checked for gaps and the one consumers resume from. The aggregates are
+    /// the partials of exactly the rows a tweets commit wrote, saved with the dedup window before that
+    /// commit; an aggregates table left behind (by a crash, a timeout or another writer's tweets commit)
+    /// is brought level before the next tweets commit, so it lags by at most that one commit and never
+    /// counts a row twice or one the tweets table lacks.
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
         // Records come grouped by partition: one map entry per group, not per record. Records without a
         // Kafka position (quarantined as undecodable) take no part in the offsets.
@@ -218,17 +225,28 @@ impl Processor {
         tweets.refresh().await?;
         quarantine.refresh().await?;
         aggregates.refresh().await?;
-        // The first offset matters only to a batch that reaches down into a coverage; the tweets table's
-        // is always read, since its dedup window is stored under both ends.
+        // The first offset matters only to a batch that reaches down into a coverage, and to the
+        // aggregates where they might be level with the tweets; the tweets table's is always read, since
+        // its dedup window is stored under both ends.
         let reaches = |k: &Key, last: i64| ranges.get(k).is_some_and(|(first, _)| *first <= last);
         let done_t = tweets.coverage(&partitions, |_, _| true).await?;
         let done_q = quarantine.coverage(&partitions, reaches).await?;
-        let done_a = aggregates.coverage(&partitions, reaches).await?;
+        let done_a = aggregates
+            .coverage(&partitions, |k, last| reaches(k, last) || done_t.get(k).is_some_and(|t| last >= t.last))
+            .await?;
 
-        let mut gaps_accepted = Vec::new();
+        // Every table's coverage must stay one contiguous run: a batch that does not touch the tweets'
+        // or the quarantine's (which runs ahead of the tweets after an interrupted invocation) waits.
+        let mut gaps_accepted: Vec<String> = Vec::new();
         for (key, range) in &ranges {
-            if let Some(held) = done_t.get(key) {
-                gaps_accepted.extend(self.check_gap(&tweets, key, *range, held, now).await?);
+            let mut gaps: Vec<(&Coverage, (i64, i64))> = Vec::new();
+            for held in [done_t.get(key), done_q.get(key)].into_iter().flatten() {
+                if let Some(m) = missing(*range, held).filter(|m| gaps.iter().all(|(_, g)| g != m)) {
+                    gaps.push((held, m));
+                }
+            }
+            for gap in gaps {
+                gaps_accepted.extend(self.check_gap(&tweets, key, *range, gap, now).await?);
             }
         }
 
@@ -248,6 +266,29 @@ impl Processor {
                 }
             };
             windows.insert(p.clone(), state);
+        }
+
+        // The aggregates' coverage once level with a tweets coverage `t`. An aggregates table that is
+        // ahead (its commit used to come first) keeps its reach: it never moves backwards.
+        let level = |k: &Key, t: Coverage| match done_a.get(k) {
+            Some(a) if a.first.is_some() => Coverage { first: a.first.min(t.first), last: a.last.max(t.last) },
+            _ => t,
+        };
+        let (mut aggregate_rows, mut aggregates_version) = (0, None);
+        // The aggregates level with the tweets first: the partials saved with the tweets table's coverage
+        // are those of its last commit only, so they must land before a newer tweets commit does.
+        let behind: BTreeMap<Key, Coverage> = done_t
+            .iter()
+            .filter(|(k, t)| done_a.get(*k).is_none_or(|a| !a.covers(t.first.unwrap_or(0), t.last)))
+            .map(|(k, t)| (k.clone(), level(k, *t)))
+            .collect();
+        if !behind.is_empty() {
+            let parts: Vec<_> =
+                behind.keys().flat_map(|k| std::mem::take(&mut windows.get_mut(k).expect("loaded").unaggregated)).collect();
+            tracing::info!(partitions = behind.len(), partials = parts.len(), "aggregates behind the tweets table; catching up");
+            let n = parts.len();
+            aggregates_version = commit_partials(&mut aggregates, parts, &behind, now).await?;
+            aggregate_rows += if aggregates_version.is_some() { n } else { 0 };
         }
 
         let Transformed { mut rows, rejected, mut summary } =
@@ -277,34 +318,23 @@ impl Processor {
             }
             summary.committed_versions.quarantine = v;
         }
-        // Aggregates commit before the tweets: if the tweets commit then fails, the retry recomputes the
-        // same rows (every verdict depends only on the records and the stored dedup window) and skips
-        // the partials already recorded, so the aggregates always count exactly the tweets table's rows.
-        let new_a = grown(&done_a);
-        if !new_a.is_empty() {
+        let new_t = grown(&done_t);
+        if !new_t.is_empty() {
+            // Rows whose offsets the aggregates already cover (an aggregates table ahead of the tweets)
+            // are not counted again.
             let counted = rows
                 .iter()
                 .filter(|r| offset_of(&done_a, &r.kafka_topic, r.kafka_partition).is_none_or(|c| !c.contains(r.kafka_offset)));
-            let mut parts: Vec<_> = partials(counted).into_iter().collect();
-            parts.sort_by_key(window_day);
-            let last: BTreeMap<Key, i64> = ranges.iter().map(|(k, r)| (k.clone(), r.1)).collect();
-            let batches = partition_chunks(&parts, window_day)
-                .into_iter()
-                .map(|chunk| aggregates_batch(chunk, &last, now))
-                .collect::<Result<Vec<_>, _>>()?;
-            let v = commit(&mut aggregates, batches, &new_a).await?;
-            if v.is_some() {
-                summary.aggregate_rows = parts.len();
+            let mut by_partition: HashMap<Key, Vec<_>> = HashMap::new();
+            for part in partials(counted) {
+                by_partition.entry((part.0.kafka_topic.clone(), part.0.kafka_partition)).or_default().push(part);
             }
-            summary.committed_versions.aggregates = v;
-        }
-        let new_t = grown(&done_t);
-        if !new_t.is_empty() {
             // The window is saved under the coverage it is valid for before the commit that makes that
             // coverage current, so whichever coverage the table records has its window stored.
             for (p, c) in &new_t {
                 let w = windows.get_mut(p).expect("every partition has a window");
                 w.advance(c.last, &self.cfg.dedup, now.timestamp_millis());
+                w.unaggregated = by_partition.remove(p).unwrap_or_default();
                 tweets.write_object(&window_path(&p.0, p.1, c), serde_json::to_vec(w).expect("serialisable")).await?;
             }
             // One flush per run of dates: a backfill spread over thousands of dates holds a bounded
@@ -315,6 +345,7 @@ impl Processor {
                 .map(|chunk| tweets_batch(chunk, self.model.version(), now))
                 .collect::<Result<Vec<_>, _>>()?;
             let v = commit(&mut tweets, batches, &new_t).await?;
+            summary.committed_versions.tweets = v;
             if v.is_some() {
                 summary.rows_written = rows.len();
                 for (p, c) in &done_t {
@@ -322,14 +353,39 @@ impl Processor {
                         tweets.delete_object(&window_path(&p.0, p.1, c)).await?;
                     }
                 }
+                let parts: Vec<_> =
+                    new_t.keys().flat_map(|k| std::mem::take(&mut windows.get_mut(k).expect("saved").unaggregated)).collect();
+                let n = parts.len();
+                let target: BTreeMap<Key, Coverage> = new_t.iter().map(|(k, c)| (k.clone(), level(k, *c))).collect();
+                if let Some(v) = commit_partials(&mut aggregates, parts, &target, now).await? {
+                    (aggregate_rows, aggregates_version) = (aggregate_rows + n, Some(v));
+                }
             }
-            summary.committed_versions.tweets = v;
         }
+        summary.aggregate_rows = aggregate_rows;
+        summary.committed_versions.aggregates = aggregates_version;
         for ((t, p), (_, last)) in ranges {
             summary.offsets.insert(format!("{t}-{p}"), last);
         }
         Ok(summary)
     }
+}
+
+/// Appends partial aggregates (a flush per run of window dates) and records `coverage` in the
+/// aggregates table, as [`commit`] does.
+async fn commit_partials(
+    aggregates: &mut DeltaSink,
+    mut parts: Vec<(AggregateKey, Partial)>,
+    coverage: &BTreeMap<Key, Coverage>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, Error> {
+    parts.sort_by_key(window_day);
+    let last: BTreeMap<Key, i64> = coverage.iter().map(|(k, c)| (k.clone(), c.last)).collect();
+    let batches = partition_chunks(&parts, window_day)
+        .into_iter()
+        .map(|chunk| aggregates_batch(chunk, &last, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    commit(aggregates, batches, coverage).await
 }
 
 /// Commits; a commit that fails because another writer recorded offsets of the same partitions is

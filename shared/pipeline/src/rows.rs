@@ -334,7 +334,7 @@ pub fn aggregates_batch(
     let (mut sum, mut topic, mut part, mut off, mut at) =
         (Float64Builder::new(), StringBuilder::new(), Int32Builder::new(), Int64Builder::new(), utc_ts());
     for (k, p) in partials {
-        dim.append_value(k.dimension);
+        dim.append_value(k.dimension.as_str());
         value.append_value(&k.value);
         minutes.append_value(k.window_minutes);
         start.append_value(k.window_start_us);
