@@ -547,7 +547,8 @@ async fn the_iam_listener_accepts_only_a_current_token_signed_with_the_right_sec
     impl ConsumerContext for Fixed {}
     let connects = |token: String| {
         let conn = tweetlake_tests::kafka::secure_settings(AuthMode::Iam, true);
-        let client: BaseConsumer<Fixed> = conn.client_config().set("group.id", "iam-check").create_with_context(Fixed(token)).unwrap();
+        let client: BaseConsumer<Fixed> =
+            conn.client_config().set("group.id", "iam-check").create_with_context(Fixed(token)).unwrap();
         // librdkafka asks for the token through an event that `poll` serves.
         assert!(client.poll(Duration::ZERO).is_none());
         client.fetch_metadata(None, Duration::from_secs(8)).map(|m| m.brokers().len())

@@ -12,6 +12,7 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
   find "$CARGO_TARGET_DIR"/*/deps -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' ! -name '*.d' -delete
 fi
 infra/local/stack.sh iac
+infra/local/stack.sh spark
 eval "$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)"
 # tests/deploy.rs runs `cargo lambda build --release` for each function. Cargo.toml's release profile
 # (fat LTO, one codegen unit, opt-level 3: for deployments) would cost a cold CI run most of an hour

@@ -7,6 +7,8 @@
 #                                  broker-ceiling benchmark)
 #   infra/local/stack.sh iac       install the offline template checkers (cfn-lint, checkov, cfn-guard)
 #                                  the tests use; the test command runs it
+#   infra/local/stack.sh spark     install Apache Spark (pyspark) with Delta Lake and hadoop-aws, the
+#                                  reference reader the tests use; the test command runs it
 #   infra/local/stack.sh up        install, start the S3 endpoint if it is not running, print the
 #                                  environment to use it:  eval "$(infra/local/stack.sh up)"
 #   infra/local/stack.sh down      stop what `up` started
@@ -39,7 +41,8 @@ KAFKA_VERSION=4.1.1
 KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
 KAFKA_DATA=$TOOLS/kafka-data
 KAFKA_HEAP=${TWEETLAKE_KAFKA_HEAP:-768m}
-KAFKA_SRC=$(cd "$(dirname "$0")" && pwd)/kafka
+STACK_DIR=$(cd "$(dirname "$0")" && pwd)
+KAFKA_SRC=$STACK_DIR/kafka
 SCRAM_USER=tweetlake
 # The credentials the IAM listener accepts tokens signed with: the same as the S3 endpoint's.
 IAM_ACCESS_KEY=test
@@ -50,6 +53,11 @@ PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarr
 # boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
 IAC_VENV=$TOOLS/iac-venv
 IAC_PINS=("cfn-lint==1.58.0" "checkov==3.3.30")
+# Apache Spark with Delta Lake, the reference reader of the tables (tests/spark_read.rs), in a venv of its
+# own; its Delta and hadoop-aws jars come from Maven Central (infra/local/spark/pom.xml).
+SPARK_VENV=$TOOLS/spark-venv
+SPARK_PINS=("pyspark==4.0.1" "delta-spark==4.0.0")
+SPARK_JARS=$TOOLS/spark-jars
 # cfn-guard: the static Linux binary that the npm package @cdklabs/cdk-validator-cfnguard ships (cfn-guard
 # 3.1.1; fetched in seconds, where `cargo install` took minutes of a cold CI run); built with cargo where
 # npm is missing.
@@ -117,14 +125,19 @@ install_iac() {
   fi
 }
 
-# Apache Kafka's jars (the broker and its tools, with their runtime dependencies) from Maven Central
-# into $KAFKA_HOME/libs, and the local MSK IAM token validator compiled against them; stamped so a
-# version change (or an edit of the artifact list or the validator) reinstalls.
-install_broker() {
+# A JDK 17 and Maven, from Debian where missing (the project's machines come with both).
+need_jdk() {
   if ! command -v javac >/dev/null || ! command -v mvn >/dev/null; then
     DEB_PKGS+=(openjdk-17-jdk-headless maven)
     install_debs
   fi
+}
+
+# Apache Kafka's jars (the broker and its tools, with their runtime dependencies) from Maven Central
+# into $KAFKA_HOME/libs, and the local MSK IAM token validator compiled against them; stamped so a
+# version change (or an edit of the artifact list or the validator) reinstalls.
+install_broker() {
+  need_jdk
   local stamp=$KAFKA_HOME/.tweetlake-stamp want
   want="$KAFKA_VERSION $(cat "$KAFKA_SRC/pom.xml" "$KAFKA_SRC/MskIamTokenValidator.java" | sha256sum | cut -c1-16)"
   [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return
@@ -134,6 +147,19 @@ install_broker() {
   mvn -q -B -Dstyle.color=never -f "$KAFKA_HOME/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$KAFKA_HOME/libs" >&2
   javac -d "$KAFKA_HOME/classes" -cp "$KAFKA_HOME/libs/*" "$KAFKA_SRC/MskIamTokenValidator.java" >&2
+  echo "$want" > "$stamp"
+}
+
+install_spark() {
+  need_jdk
+  pip_venv "$SPARK_VENV" "${SPARK_PINS[@]}"
+  local stamp=$SPARK_JARS/.tweetlake-stamp want
+  want=$(sha256sum "$STACK_DIR/spark/pom.xml" | cut -c1-16)
+  [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return
+  log "fetching the Delta and hadoop-aws jars from Maven Central into $SPARK_JARS"
+  rm -rf "$SPARK_JARS" && mkdir -p "$SPARK_JARS"
+  mvn -q -B -Dstyle.color=never -f "$STACK_DIR/spark/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DexcludeArtifactIds=scala-library,antlr4-runtime -DoutputDirectory="$SPARK_JARS" >&2
   echo "$want" > "$stamp"
 }
 
@@ -263,6 +289,8 @@ export AWS_SECRET_ACCESS_KEY=test
 export TWEETLAKE_CFN_LINT="$IAC_VENV/bin/cfn-lint"
 export TWEETLAKE_CHECKOV="$IAC_VENV/bin/checkov"
 export TWEETLAKE_CFN_GUARD="$CFN_GUARD"
+export TWEETLAKE_SPARK_PYTHON="$SPARK_VENV/bin/python"
+export TWEETLAKE_SPARK_JARS="$SPARK_JARS"
 EOV
   if [[ $BROKER == 1 ]]; then
     echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
@@ -278,8 +306,9 @@ EOV
 case "${1:-}" in
   install) install ;;
   iac) install_iac ;;
+  spark) install_spark ;;
   up) up ;;
   down) down ;;
   env) env_vars ;;
-  *) echo "usage: $0 install|iac|up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|iac|spark|up|down|env" >&2; exit 2 ;;
 esac

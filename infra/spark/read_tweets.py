@@ -1,25 +1,25 @@
-"""Read Tweetlake's Delta tables from Spark with delta-spark (pip install pyspark==3.5.* delta-spark==3.2.*).
+"""Read Tweetlake's Delta tables from Apache Spark with Delta Lake (pip install pyspark==4.0.1 delta-spark==4.0.0):
 
-    spark-submit --packages io.delta:delta-spark_2.12:3.2.0,org.apache.hadoop:hadoop-aws:3.3.4 \
+    spark-submit --packages io.delta:delta-spark_2.13:4.0.0,org.apache.hadoop:hadoop-aws:3.4.1 \
         infra/spark/read_tweets.py s3a://<DataBucketName>/tables
 
-The tables are Delta protocol reader 1 / writer 2, so any Delta reader of the last five years opens them.
-On EMR or Glue 4+, the Glue catalog tables (database "tweetlake") work too: spark.table("tweetlake.tweets").
+Credentials come from S3A's default chain (environment, profile, instance or task role). The tables are
+Delta protocol reader 1 / writer 2, so any Delta reader of the last five years opens them. On EMR or Glue
+4+, the Glue catalog tables (database "tweetlake") work too: spark.table("tweetlake.tweets").
+tests/spark_read.rs runs this file as it is against tables the pipeline wrote.
 """
 import sys
 
-from delta import configure_spark_with_delta_pip
 from pyspark.sql import SparkSession, functions as F
 
 root = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "s3a://tweetlake-data/tables"
-builder = (
+spark = (
     SparkSession.builder.appName("tweetlake-read")
     .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
     .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-    .config("spark.hadoop.fs.s3a.aws.credentials.provider",
-            "com.amazonaws.auth.DefaultAWSCredentialsProviderChain")
+    .config("spark.sql.session.timeZone", "UTC")
+    .getOrCreate()
 )
-spark = configure_spark_with_delta_pip(builder).getOrCreate()
 
 tweets = spark.read.format("delta").load(f"{root}/tweets")
 tweets.printSchema()

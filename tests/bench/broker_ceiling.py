@@ -1,9 +1,10 @@
 """The local broker's own ceiling, measured with an independent Kafka client (confluent-kafka, which
-bundles librdkafka 2.16): how many messages per second Tansu acknowledges for a given message shape,
+bundles librdkafka 2.16): how many messages per second the local Apache Kafka broker acknowledges for a
+given message shape,
 with the ingest producer's settings (acks=all, idempotent, lz4, linger 5 ms, 4 partitions).
 
-The ingest benchmark (`cargo bench -p tweetlake-tests --bench ingest_produce`) reaches what this
-reports for the envelope's shape, so its figure is the broker's limit, not the producer's.
+The ingest benchmark (`cargo bench -p tweetlake-tests --bench ingest_produce`) is compared with what
+this reports for the envelope's shape against the same broker in the same run.
 
     eval "$(infra/local/stack.sh up)"
     python tests/bench/broker_ceiling.py                     # envelope shape: 700 B, 4 headers

@@ -12,6 +12,7 @@ pub mod infra;
 pub mod kafka;
 pub mod lambda;
 pub mod recount;
+pub mod spark;
 pub mod xapi_server;
 
 /// The repository root.

@@ -84,11 +84,7 @@ pub fn partials<'a>(rows: impl IntoIterator<Item = &'a TweetRow>) -> BTreeMap<Ag
     let mut out: BTreeMap<AggregateKey, Partial> = BTreeMap::new();
     for row in rows {
         let created_us = row.created_at.timestamp_micros();
-        let dims = row
-            .rule_tags
-            .iter()
-            .map(|t| (Dimension::Rule, t))
-            .chain(row.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
+        let dims = row.rule_tags.iter().map(|t| (Dimension::Rule, t)).chain(row.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
         for (dimension, value) in dims {
             for minutes in WINDOW_MINUTES {
                 let len = i64::from(minutes) * 60_000_000;

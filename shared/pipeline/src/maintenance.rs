@@ -12,7 +12,7 @@ use crate::error::Error;
 use chrono::{DateTime, Utc};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::vacuum::VacuumMode;
+use deltalake::operations::vacuum::{Clock, VacuumMode};
 use serde::Serialize;
 use std::num::NonZeroU64;
 use std::time::Instant;
@@ -53,7 +53,18 @@ fn active_files(t: &DeltaTable) -> Result<usize, deltalake::DeltaTableError> {
     Ok(t.snapshot()?.log_data().num_files())
 }
 
-/// Runs maintenance on every table at time `now` (the quarantine retention is counted from it).
+/// The maintenance run's time as VACUUM's clock, so its retention counts from the same `now` as the
+/// quarantine's.
+#[derive(Debug)]
+struct At(DateTime<Utc>);
+
+impl Clock for At {
+    fn current_timestamp_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+}
+
+/// Runs maintenance on every table at time `now` (the quarantine and vacuum retentions count from it).
 pub async fn run(cfg: &MaintenanceConfig, now: DateTime<Utc>) -> Result<MaintenanceReport, Error> {
     let t = &cfg.tables;
     let mut report = MaintenanceReport::default();
@@ -105,6 +116,7 @@ async fn maintain(
     let (t, m) = table
         .vacuum()
         .with_mode(VacuumMode::Lite)
+        .with_clock(std::sync::Arc::new(At(now)))
         .with_retention_period(chrono::Duration::hours(cfg.vacuum_retention_hours as i64))
         .with_enforce_retention_duration(false)
         .with_commit_properties(retries())

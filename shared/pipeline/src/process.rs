@@ -231,9 +231,8 @@ impl Processor {
         let reaches = |k: &Key, last: i64| ranges.get(k).is_some_and(|(first, _)| *first <= last);
         let done_t = tweets.coverage(&partitions, |_, _| true).await?;
         let done_q = quarantine.coverage(&partitions, reaches).await?;
-        let done_a = aggregates
-            .coverage(&partitions, |k, last| reaches(k, last) || done_t.get(k).is_some_and(|t| last >= t.last))
-            .await?;
+        let done_a =
+            aggregates.coverage(&partitions, |k, last| reaches(k, last) || done_t.get(k).is_some_and(|t| last >= t.last)).await?;
 
         // Every table's coverage must stay one contiguous run: a batch that does not touch the tweets'
         // or the quarantine's (which runs ahead of the tweets after an interrupted invocation) waits.
