@@ -286,8 +286,9 @@ impl Processor {
                 behind.keys().flat_map(|k| std::mem::take(&mut windows.get_mut(k).expect("loaded").unaggregated)).collect();
             tracing::info!(partitions = behind.len(), partials = parts.len(), "aggregates behind the tweets table; catching up");
             let n = parts.len();
-            aggregates_version = commit_partials(&mut aggregates, parts, &behind, now).await?;
-            aggregate_rows += if aggregates_version.is_some() { n } else { 0 };
+            if let Some(v) = commit_partials(&mut aggregates, parts, &behind, now).await? {
+                (aggregate_rows, aggregates_version) = (n, Some(v));
+            }
         }
 
         let Transformed { mut rows, rejected, mut summary } =
