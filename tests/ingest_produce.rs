@@ -10,31 +10,11 @@ use tweetlake_ingest::collect::Collector;
 use tweetlake_ingest::kafka::KafkaProducer;
 use tweetlake_ingest::xapi::SearchPage;
 use tweetlake_tests::kafka::{bootstrap, new_topic, settings};
-use tweetlake_tests::repo_root;
-
-/// The two recorded 100-tweet pages, re-serialised `copies` times with fresh ids, as API page bodies.
-fn pages(total: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut n = 0u64;
-    'outer: loop {
-        for f in ["events/x-api/brexit.json", "events/x-api/kpop.json"] {
-            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(repo_root().join(f)).unwrap()).unwrap();
-            for t in v["data"].as_array_mut().unwrap() {
-                n += 1;
-                t["id"] = serde_json::json!((1_700_000_000_000_000_000u64 + n).to_string());
-            }
-            out.push(serde_json::to_vec(&v).unwrap());
-            if n as usize >= total {
-                break 'outer;
-            }
-        }
-    }
-    out
-}
+use tweetlake_tests::xapi_server::generated_pages;
 
 fn main() {
     let total: usize = std::env::var("TWEETLAKE_BENCH_TWEETS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let bodies = pages(total);
+    let bodies = generated_pages(total);
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let rules = [MatchingRule { id: None, tag: Some("bench".into()) }];

@@ -75,6 +75,13 @@ enum Command {
     /// records. Ctrl-C stops after the current batch.
     Local(LocalArgs),
     #[cfg(feature = "pipeline")]
+    /// Run the event-source-mapping emulator on its own: deliver the topic's records (every partition,
+    /// or those of --partitions) to the process function, from the offsets the tweets table records
+    /// to the topic's end as it is at start, committing the consumer group's offsets after each
+    /// successful batch. Several may run at once on different partitions, like the mapping's pollers.
+    /// Settings come from the same environment variables as the Lambda; prints the JSON totals.
+    Deliver(DeliverArgs),
+
     /// Write the HTML report of a tweets table and its quarantine table.
     Report {
         #[command(flatten)]
@@ -218,6 +225,35 @@ struct LocalArgs {
     /// One log line per batch instead of progress bars.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// Flags of `tweetlake deliver`.
+#[cfg(feature = "pipeline")]
+#[derive(Args)]
+struct DeliverArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "TWEETLAKE_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Topic.
+    #[arg(long, env = "TWEETLAKE_TOPIC", default_value = "tweets")]
+    topic: String,
+    /// Partitions to deliver, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    partitions: Option<Vec<i32>>,
+    /// Consumer group whose offsets are committed after each successful batch.
+    #[arg(long, default_value = tweetlake_local::esm::DEFAULT_GROUP)]
+    group: String,
+    /// Records per process invocation (Lambda's BatchSize).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    window_ms: u64,
+    /// One log line per batch instead of a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    tables: TableArgs,
 }
 
 /// `tweetlake topic …`.
@@ -467,6 +503,18 @@ fn main() -> Result<()> {
         }),
         #[cfg(feature = "pipeline")]
         Command::Local(a) => tokio::runtime::Runtime::new()?.block_on(run_local(a)),
+        #[cfg(feature = "pipeline")]
+        Command::Deliver(a) => tokio::runtime::Runtime::new()?.block_on(async {
+            use std::io::IsTerminal;
+            let cfg = tweetlake::ProcessConfig::from_lookup(a.tables.lookup())?;
+            let processor = std::sync::Arc::new(tweetlake::Processor::new(cfg).await?);
+            let window = std::time::Duration::from_millis(a.window_ms);
+            let settings = tweetlake_local::esm::EsmSettings::new(&a.bootstrap, &a.topic, a.batch_size, window, &a.group);
+            let bars = !a.no_progress && std::io::stderr().is_terminal();
+            let progress = tweetlake_local::esm::deliver(settings, a.partitions.as_deref(), processor, bars, &|| false).await?;
+            println!("{}", serde_json::to_string(&progress)?);
+            Ok(())
+        }),
         #[cfg(feature = "pipeline")]
         Command::Report { tables, out } => tokio::runtime::Runtime::new()?.block_on(async {
             let cfg = tweetlake::ProcessConfig::from_lookup(tables.lookup())?;

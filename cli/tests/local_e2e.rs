@@ -2,14 +2,22 @@
 //! API test server → ingest → the real broker → the event-source-mapping emulator → the process
 //! function → Delta on the S3 endpoint, read back with the independent reader. The run is killed
 //! (SIGKILL, the OS process) in the middle and restarted; the final tables are the same as if it
-//! had never stopped. Lives in the CLI package so Cargo builds the binary it runs.
+//! had never stopped, and the emulator's consumer group (read with Kafka's own tool) agrees with the
+//! offsets the table records. Lives in the CLI package so Cargo builds the binary it runs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use tweetlake_tests::kafka::{bootstrap, end_offsets, new_topic, produce_raw};
+use tweetlake_local::esm::DEFAULT_GROUP;
+use tweetlake_tests::kafka::{GroupPosition, bootstrap, end_offsets, group_positions, new_topic, produce_raw};
 use tweetlake_tests::xapi_server::{Pool, TOKEN, XApiServer};
 use tweetlake_tests::{python, read_table, s3_tables};
+
+/// The tweets table with the `txn` of the topic's three partitions.
+fn read_with_txn(uri: &str, topic: &str) -> serde_json::Value {
+    let apps: Vec<String> = (0..3).map(|p| format!("tweetlake:{topic}:{p}")).collect();
+    read_table(uri, &apps.iter().map(String::as_str).collect::<Vec<_>>())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart() {
@@ -60,7 +68,8 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
             .spawn()
             .expect("tweetlake runs")
     };
-    let (first_log, second) = tokio::task::spawn_blocking(move || {
+    let (topic_k, tweets_k) = (topic.clone(), t.tweets.clone());
+    let (first_log, killed, second) = tokio::task::spawn_blocking(move || {
         // First run: killed once five batches are committed.
         let mut child = spawn();
         let mut log = Vec::new();
@@ -73,12 +82,22 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
             }
         }
         child.wait().unwrap();
+        // The consumer group's offsets as Kafka's tool shows them, and the table's, after the kill.
+        let killed = (group_positions(DEFAULT_GROUP, &topic_k), read_with_txn(&tweets_k, &topic_k));
         // Second run: resumes and finishes.
         let out = spawn().wait_with_output().unwrap();
-        (log, out)
+        (log, killed, out)
     })
     .await
     .unwrap();
+    // The group's offsets never run ahead of what the table holds (they are committed after it); the
+    // table, not the group, said where the restart began.
+    let (group, table) = killed;
+    assert!(group.values().any(|g| g.committed.is_some()), "the killed run committed the group's offsets: {group:?}");
+    for (p, g) in &group {
+        let recorded = table["txn"][format!("tweetlake:{topic}:{p}")].as_i64().unwrap_or(-1);
+        assert!(g.committed.unwrap_or(0) <= recorded + 1, "partition {p}: group {g:?}, table through {recorded}");
+    }
     assert!(first_log.iter().any(|l| l.starts_with("batch 5:")), "the first run never got going: {first_log:?}");
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{err}");
@@ -101,11 +120,12 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     let last: BTreeMap<i32, i64> =
         end_offsets(&bootstrap(), &topic).into_iter().filter(|(_, end)| *end > 0).map(|(p, end)| (p, end - 1)).collect();
     assert_eq!(last.values().map(|o| o + 1).sum::<i64>(), 203, "200 tweets and 3 malformed records on the topic");
-    let apps: Vec<String> = last.keys().map(|p| format!("tweetlake:{topic}:{p}")).collect();
-    let apps_ref: Vec<&str> = apps.iter().map(String::as_str).collect();
-    let txn = &read_table(&t.tweets, &apps_ref)["txn"];
+    let txn = &read_with_txn(&t.tweets, &topic)["txn"];
+    // After the restart the group's offsets (Kafka's own tool) agree with the table: no lag.
+    let group = group_positions(DEFAULT_GROUP, &topic);
     for (p, o) in &last {
         assert_eq!(txn[format!("tweetlake:{topic}:{p}")], *o, "partition {p}");
+        assert_eq!(group[p], GroupPosition { committed: Some(o + 1), log_end: o + 1, lag: Some(0) }, "partition {p}");
     }
 
     // The report renders: parsed as HTML, the five charts with the right series.

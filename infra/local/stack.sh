@@ -13,6 +13,12 @@
 #                                  environment to use it:  eval "$(infra/local/stack.sh up)"
 #   infra/local/stack.sh down      stop what `up` started
 #   infra/local/stack.sh env       print the environment only
+#   infra/local/stack.sh kill-broker
+#                                  SIGKILL the broker, as a crash would (`up` starts it again on the
+#                                  same storage)
+#   infra/local/stack.sh consumer-groups ARGS
+#                                  Kafka's own consumer-group tool (kafka-consumer-groups.sh) against
+#                                  the broker, e.g. `consumer-groups --describe --group tweetlake-esm`
 #
 # `up` also installs (Apache Kafka's jars from Maven Central, under a minute) and starts Apache Kafka in
 # KRaft mode, one node that is broker and controller, with a bounded heap ($TWEETLAKE_KAFKA_HEAP,
@@ -255,6 +261,20 @@ up_broker() {
   log "broker up in $((SECONDS - start)) s"
 }
 
+kill_broker() {
+  if [[ -f $TOOLS/kafka.pid ]]; then kill -9 "$(cat "$TOOLS/kafka.pid")" 2>/dev/null || true; rm -f "$TOOLS/kafka.pid"; fi
+  pkill -9 -f "kafka.Kafka $KAFKA_DATA/server.properties" 2>/dev/null || true
+  for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+}
+
+# Kafka's consumer-group tool on the PLAINTEXT listener, in a small JVM of its own.
+consumer_groups() {
+  install_broker
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
+    -Dtweetlake.kafka.log="$KAFKA_DATA/tools.log" -cp "$KAFKA_HOME/libs/*" \
+    org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" "$@"
+}
+
 s3_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" 2>/dev/null; }
 
 up() {
@@ -310,5 +330,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   env) env_vars ;;
-  *) echo "usage: $0 install|iac|spark|up|down|env" >&2; exit 2 ;;
+  kill-broker) kill_broker ;;
+  consumer-groups) shift; consumer_groups "$@" ;;
+  *) echo "usage: $0 install|iac|spark|up|down|env|kill-broker|consumer-groups ARGS" >&2; exit 2 ;;
 esac

@@ -149,11 +149,28 @@ pub fn as_event(records: &[Consumed]) -> Vec<u8> {
 /// Produces raw values (no key) to `topic` on the broker at `bootstrap`, waiting for each
 /// acknowledgement: malformed records for the quarantine path.
 pub async fn produce_raw(bootstrap: &str, topic: &str, values: &[&[u8]]) {
+    produce(bootstrap, topic, values.iter().map(|v| (None, *v))).await
+}
+
+/// Sends `(key, value)` records, each keyed as the ingest producer keys tweets (so the partitioner
+/// spreads them), and waits for every acknowledgement.
+pub async fn produce_keyed(bootstrap: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) {
+    produce(bootstrap, topic, records.iter().map(|(k, v)| (Some(k.as_slice()), v.as_slice()))).await
+}
+
+async fn produce<'a>(bootstrap: &str, topic: &str, records: impl Iterator<Item = (Option<&'a [u8]>, &'a [u8])>) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let p: FutureProducer =
         ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
-    for v in values {
-        p.send(FutureRecord::<(), [u8]>::to(topic).payload(v), Duration::from_secs(10)).await.expect("acknowledged");
+    let sends = records.map(|(k, v)| {
+        let mut r = FutureRecord::<[u8], [u8]>::to(topic).payload(v);
+        if let Some(k) = k {
+            r = r.key(k);
+        }
+        p.send(r, Duration::from_secs(10))
+    });
+    for ack in futures::future::join_all(sends).await {
+        ack.expect("acknowledged");
     }
 }
 
@@ -166,4 +183,48 @@ pub fn end_offsets(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i
         .iter()
         .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1))
         .collect()
+}
+
+/// A partition of a consumer group as Kafka's own tool (`stack.sh consumer-groups --describe`) shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPosition {
+    /// The group's committed offset (the next record it would read); `None` when it committed none.
+    pub committed: Option<i64>,
+    /// The partition's end offset.
+    pub log_end: i64,
+    /// What Kafka reports as the group's lag there.
+    pub lag: Option<i64>,
+}
+
+/// The committed offsets and lag of `group` on `topic`, per partition, read with Kafka's own
+/// consumer-group tool rather than our client.
+pub fn group_positions(group: &str, topic: &str) -> std::collections::BTreeMap<i32, GroupPosition> {
+    let out = std::process::Command::new(crate::repo_root().join("infra/local/stack.sh"))
+        .args(["consumer-groups", "--describe", "--group", group])
+        .output()
+        .expect("stack.sh runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kafka-consumer-groups: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let number = |s: &str| s.parse::<i64>().ok();
+    // Columns: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID.
+    stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() >= 6 && c[0] == group && c[1] == topic)
+        .map(|c| {
+            let log_end = number(c[4]).unwrap_or_else(|| panic!("LOG-END-OFFSET in {c:?}"));
+            (c[2].parse().expect("partition"), GroupPosition { committed: number(c[3]), log_end, lag: number(c[5]) })
+        })
+        .collect()
+}
+
+/// Runs `infra/local/stack.sh` with `args` (e.g. `kill-broker`, `up`), failing with its output.
+pub fn stack(args: &[&str]) {
+    let out = std::process::Command::new(crate::repo_root().join("infra/local/stack.sh"))
+        .args(args)
+        // Never wipe the broker's storage from inside a test.
+        .env_remove("TWEETLAKE_BROKER_FRESH")
+        .output()
+        .expect("stack.sh runs");
+    assert!(out.status.success(), "stack.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -55,6 +55,27 @@ impl Pool {
     }
 }
 
+/// At least `total` tweets as search page bodies: the two recorded 100-tweet pages, re-serialised
+/// with fresh, increasing ids.
+pub fn generated_pages(total: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    'outer: loop {
+        for f in ["events/x-api/brexit.json", "events/x-api/kpop.json"] {
+            let mut v: Value = serde_json::from_slice(&std::fs::read(repo_root().join(f)).expect("fixture")).expect("json");
+            for t in v["data"].as_array_mut().expect("data") {
+                n += 1;
+                t["id"] = json!((1_700_000_000_000_000_000u64 + n).to_string());
+            }
+            out.push(serde_json::to_vec(&v).expect("serializes"));
+            if n as usize >= total {
+                break 'outer;
+            }
+        }
+    }
+    out
+}
+
 /// A fault to answer the next request of an endpoint with, instead of data.
 #[derive(Clone, Debug)]
 pub enum Fault {
@@ -66,6 +87,8 @@ pub enum Fault {
     Disconnect,
     /// No fault: answer this request normally (to place a later fault).
     Pass,
+    /// Answer normally, after this pause (a slow page).
+    Delay(Duration),
 }
 
 /// One scripted stream connection.
@@ -297,7 +320,7 @@ fn fault_response(f: Fault) -> Response {
             ]);
             Response::new(Body::from_stream(s))
         }
-        Fault::Pass => unreachable!("answered normally"),
+        Fault::Pass | Fault::Delay(_) => unreachable!("answered normally"),
     }
 }
 
@@ -305,11 +328,13 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     if let Err(r) = srv.record("/2/tweets/search/recent", "get", &q, &h) {
         return r;
     }
-    let mut g = srv.inner.lock().unwrap();
-    match g.search_faults.pop_front() {
+    let fault = srv.inner.lock().unwrap().search_faults.pop_front();
+    match fault {
         None | Some(Fault::Pass) => {}
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(f) => return fault_response(f),
     }
+    let mut g = srv.inner.lock().unwrap();
     let pool = g.pools.get(q.get("query").map(String::as_str).unwrap_or_default()).cloned().unwrap_or(Pool {
         tweets: vec![],
         users: vec![],

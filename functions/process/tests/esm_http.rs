@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tweetlake_local::esm::{Esm, EsmProgress, EsmSettings, Http, MAX_PAYLOAD_BYTES, end_offsets};
-use tweetlake_tests::kafka::{bootstrap, new_topic, produce_raw};
+use tweetlake_tests::kafka::{GroupPosition, bootstrap, group_positions, new_topic, produce_raw};
 use tweetlake_tests::lambda::LocalLambda;
 use tweetlake_tests::*;
 
@@ -30,6 +30,7 @@ async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_fr
         window: Duration::from_millis(300),
         max_payload: MAX_PAYLOAD_BYTES,
         attempts: 3,
+        group: format!("esm-{topic}"),
     };
     let end = end_offsets(&broker, &topic).unwrap();
     let partitions: Vec<i32> = end.keys().copied().collect();
@@ -56,6 +57,12 @@ async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_fr
 
     let tweets = read_table(&t.tweets, &[]);
     assert_eq!(tweets["rows"].as_array().unwrap().len(), 30);
+    // As Lambda's mapping does, the group's offsets were committed after the successful batches:
+    // Kafka's own tool shows no lag.
+    let group = group_positions(&settings.group, &topic);
+    for (p, e) in end.iter().filter(|(_, e)| **e > 0) {
+        assert_eq!(group[p], GroupPosition { committed: Some(*e), log_end: *e, lag: Some(0) }, "partition {p}");
+    }
     assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 2);
 
     // A new emulator starts where the table says: nothing left to deliver.
@@ -106,6 +113,7 @@ async fn emulator_retries_a_failed_batch_and_cuts_batches_at_the_payload_cap() {
         window: Duration::from_millis(500),
         max_payload: 1024 + 5 * one,
         attempts: 3,
+        group: format!("esm-{topic}"),
     };
     let end = end_offsets(&bootstrap(), &topic).unwrap();
     let esm = Esm::new(settings, &[0], &BTreeMap::new()).unwrap();

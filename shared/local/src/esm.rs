@@ -3,10 +3,12 @@
 //! the process function (in-process or over HTTP through `cargo lambda watch`), and moves on only
 //! after the function succeeded — a failed batch is retried. Where it starts reading comes from the
 //! offsets the process function recorded in the Delta table, so a restart neither loses nor repeats.
+//! Like Lambda's MSK mapping it commits its consumer group's offsets after each successful invocation,
+//! so Kafka's own tools show the lag; the group's offsets are only a view, the table stays the truth.
 
 use base64::Engine;
 use futures::future::BoxFuture;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -32,7 +34,29 @@ pub struct EsmSettings {
     pub max_payload: usize,
     /// Attempts of one batch before the emulator gives up (Lambda would stop the mapping's progress).
     pub attempts: u32,
+    /// Consumer group whose offsets are committed after each successful invocation (Lambda's
+    /// `ConsumerGroupId`; it defaults to the mapping's UUID there).
+    pub group: String,
 }
+
+impl EsmSettings {
+    /// A run's choices, with the rest as the local runs use them: Lambda's payload cap, five
+    /// attempts per batch.
+    pub fn new(bootstrap: &str, topic: &str, batch_size: usize, window: Duration, group: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            batch_size,
+            window,
+            max_payload: MAX_PAYLOAD_BYTES,
+            attempts: 5,
+            group: group.to_owned(),
+        }
+    }
+}
+
+/// The consumer group of the local run's emulator.
+pub const DEFAULT_GROUP: &str = "tweetlake-esm";
 
 /// Something that runs the process function on one event.
 pub trait Invoker: Send + Sync {
@@ -156,19 +180,21 @@ pub struct Esm {
     start: BTreeMap<i32, i64>,
 }
 
-fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
-    // Positions live in the Delta table, not in a consumer group: nothing is committed to Kafka.
+fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    // Partitions are assigned, not subscribed: the group never rebalances, it only holds committed
+    // offsets, and only after the function succeeded (never automatically).
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "tweetlake-esm")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .create()?)
 }
 
 /// The topic's partitions and the end offset of each now (what "caught up" means), read with a
 /// consumer of its own: nothing assigned, so the broker answers the offset requests at once.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let c = consumer(bootstrap)?;
+    let c = consumer(bootstrap, DEFAULT_GROUP)?;
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = md
         .topics()
@@ -188,7 +214,7 @@ impl Esm {
     /// Connects and positions every partition of `partitions` at `start` (partition → next offset;
     /// absent = the beginning, Lambda's `TRIM_HORIZON`).
     pub fn new(settings: EsmSettings, partitions: &[i32], start: &BTreeMap<i32, i64>) -> anyhow::Result<Self> {
-        let consumer = consumer(&settings.bootstrap)?;
+        let consumer = consumer(&settings.bootstrap, &settings.group)?;
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
             let at = start.get(p).map(|o| Offset::Offset(*o)).unwrap_or(Offset::Beginning);
@@ -232,6 +258,23 @@ impl Esm {
             batch.push(rec);
         }
         Ok(batch)
+    }
+
+    /// Commits the group's offsets of the batch's partitions. A failed commit only delays the lag the
+    /// broker shows (the next batch commits again), so it is logged, not fatal.
+    fn commit_group(&self, batch: &[Record], positions: &BTreeMap<i32, i64>) {
+        let mut tpl = TopicPartitionList::new();
+        let parts: std::collections::BTreeSet<i32> = batch.iter().map(|r| r.partition).collect();
+        for p in parts {
+            if let Some(next) = positions.get(&p)
+                && tpl.add_partition_offset(&self.settings.topic, p, Offset::Offset(*next)).is_err()
+            {
+                return;
+            }
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            tracing::warn!(group = %self.settings.group, "committing the consumer group's offsets failed: {e}");
+        }
     }
 
     /// Delivers batches until every partition reaches `until` (or `stop` says so); calls `on_batch`
@@ -278,8 +321,59 @@ impl Esm {
                 let pos = progress.positions.entry(r.partition).or_insert(0);
                 *pos = (*pos).max(r.offset + 1);
             }
+            self.commit_group(&batch, &progress.positions);
             on_batch(progress);
         }
         Ok(())
     }
+}
+
+/// Runs one emulator over `only` (or every partition) of the topic: from the offsets the tweets table
+/// records up to the topic's end as it stands now, with a progress bar (`bars`) or a line per batch on
+/// stderr, until done or `stop` says so. Both `tweetlake local` and `tweetlake deliver` run this.
+pub async fn deliver(
+    settings: EsmSettings,
+    only: Option<&[i32]>,
+    processor: Arc<tweetlake::Processor>,
+    bars: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> anyhow::Result<EsmProgress> {
+    let mut end = end_offsets(&settings.bootstrap, &settings.topic)?;
+    if let Some(only) = only {
+        let unknown: Vec<&i32> = only.iter().filter(|p| !end.contains_key(p)).collect();
+        anyhow::ensure!(unknown.is_empty(), "topic {} has no partitions {unknown:?} (it has {})", settings.topic, end.len());
+        end.retain(|p, _| only.contains(p));
+    }
+    let partitions: Vec<i32> = end.keys().copied().collect();
+    let start = processor.next_offsets(&settings.topic, &partitions).await?;
+    let total: i64 = end.iter().map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0)).sum();
+    eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
+    let ahead: Vec<i32> = end.iter().filter(|(p, e)| start.get(p).is_some_and(|s| s > *e)).map(|(p, _)| *p).collect();
+    if !ahead.is_empty() {
+        // A broker started on empty storage under an existing table: those offsets were already written.
+        eprintln!(
+            "process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there"
+        );
+    }
+    let esm = Esm::new(settings, &partitions, &start)?;
+    let bar = if bars { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
+    let mut delivered = 0usize;
+    let mut on_batch = |p: &EsmProgress| {
+        bar.inc((p.records - delivered) as u64);
+        delivered = p.records;
+        bar.set_message(format!(
+            "{} rows, {} duplicates skipped, {} quarantined",
+            p.rows_written,
+            p.duplicates_skipped,
+            p.quarantined.values().sum::<usize>()
+        ));
+        if !bars {
+            eprintln!("batch {}: {} records delivered, {} rows written", p.batches, p.records, p.rows_written);
+        }
+    };
+    let mut progress = EsmProgress::default();
+    esm.run_until(&InProcess(processor), &end, &mut progress, stop, &mut on_batch).await?;
+    bar.finish();
+    Ok(progress)
 }

@@ -2,7 +2,7 @@
 //! the local Kafka broker → the event-source-mapping emulator → the process function → Delta
 //! tables — then a summary and the HTML report.
 
-use crate::esm::{Esm, EsmProgress, EsmSettings, InProcess, MAX_PAYLOAD_BYTES, end_offsets};
+use crate::esm::{DEFAULT_GROUP, EsmProgress, EsmSettings, deliver, end_offsets};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,55 +89,9 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let (tweets_uri, quarantine_uri, storage) =
         (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
     let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
-    let settings = EsmSettings {
-        bootstrap: opts.bootstrap.clone(),
-        topic: opts.topic.clone(),
-        batch_size: opts.batch_size,
-        window: opts.window,
-        max_payload: MAX_PAYLOAD_BYTES,
-        attempts: 5,
-    };
-    let end = end_offsets(&opts.bootstrap, &opts.topic)?;
-    let partitions: Vec<i32> = end.keys().copied().collect();
-    let start = processor.next_offsets(&opts.topic, &partitions).await?;
-    let esm = Esm::new(settings, &partitions, &start)?;
-    let mut progress = EsmProgress::default();
-    let total: i64 = end.iter().map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0)).sum();
-    eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
-    let ahead: Vec<i32> = end.iter().filter(|(p, e)| start.get(p).is_some_and(|s| s > *e)).map(|(p, _)| *p).collect();
-    if !ahead.is_empty() {
-        // A broker started on empty storage under an existing table: those offsets were already written.
-        eprintln!(
-            "process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there"
-        );
-    }
-    let bar = if opts.bars { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
-    let bars = opts.bars;
-    let mut delivered = 0usize;
-    let mut on_batch = |p: &EsmProgress| {
-        bar.inc((p.records - delivered) as u64);
-        delivered = p.records;
-        bar.set_message(format!(
-            "{} rows, {} duplicates skipped, {} quarantined",
-            p.rows_written,
-            p.duplicates_skipped,
-            p.quarantined.values().sum::<usize>()
-        ));
-        if !bars {
-            eprintln!("batch {}: {} records delivered, {} rows written", p.batches, p.records, p.rows_written);
-        }
-    };
+    let settings = EsmSettings::new(&opts.bootstrap, &opts.topic, opts.batch_size, opts.window, DEFAULT_GROUP);
     let stop_flag = Arc::clone(&stop);
-    esm.run_until(
-        &InProcess(Arc::clone(&processor)),
-        &end,
-        &mut progress,
-        &move || stop_flag.load(Ordering::SeqCst),
-        &mut on_batch,
-    )
-    .await?;
-    bar.finish();
+    let progress = deliver(settings, None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
 
     // 3. What landed, and the report.
     let data = crate::report::read(&tweets_uri, &quarantine_uri, &storage).await?;
