@@ -8,7 +8,6 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use tweetlake::MaintenanceConfig;
 use tweetlake::rows::{
     AGGREGATES_PARTITIONS, AGGREGATES_SCHEMA, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, TWEETS_PARTITIONS, TWEETS_SCHEMA,
@@ -147,8 +146,7 @@ async fn spark_reads_our_tables_before_and_after_maintenance() {
         format!("--conf spark.hadoop.fs.s3a.endpoint={}", s3_endpoint()),
         "--conf spark.hadoop.fs.s3a.path.style.access=true --conf spark.ui.showConsoleProgress=false pyspark-shell".to_owned(),
     ];
-    let out = Command::new(spark::python())
-        .arg(repo_root().join("infra/spark/read_tweets.py"))
+    let out = spark::python("infra/spark/read_tweets.py")
         .arg(&root)
         .env("PYSPARK_SUBMIT_ARGS", submit_args.join(" "))
         .output()

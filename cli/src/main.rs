@@ -196,26 +196,16 @@ impl IngestArgs {
     }
 }
 
-/// Flags of `tweetlake local`.
+/// The broker, topic and batching flags of the commands that run the event-source-mapping emulator.
 #[cfg(feature = "pipeline")]
 #[derive(Args)]
-struct LocalArgs {
-    /// Recorded responses to replay; default: the bundled sample, unless a bearer token is set.
-    #[arg(long)]
-    replay: Option<PathBuf>,
+struct EsmArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "TWEETLAKE_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
-    /// Topic (created if missing).
+    /// Topic (`tweetlake local` creates it if missing).
     #[arg(long, env = "TWEETLAKE_TOPIC", default_value = "tweets")]
     topic: String,
-    /// Partitions of a new topic.
-    #[arg(long, default_value_t = 3)]
-    partitions: i32,
-    /// Folder for the tables, the watermarks and the report (tables may be put on S3 with the
-    /// TWEETLAKE_TABLE_URI / TWEETLAKE_QUARANTINE_URI variables instead).
-    #[arg(long, default_value = "lake")]
-    dir: PathBuf,
     /// Records per process invocation (Lambda's BatchSize).
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
@@ -227,31 +217,51 @@ struct LocalArgs {
     no_progress: bool,
 }
 
+#[cfg(feature = "pipeline")]
+impl EsmArgs {
+    /// The emulator's settings, committing the offsets of `group`.
+    fn settings(&self, group: &str) -> tweetlake_local::esm::EsmSettings {
+        let window = std::time::Duration::from_millis(self.window_ms);
+        tweetlake_local::esm::EsmSettings::new(&self.bootstrap, &self.topic, self.batch_size, window, group)
+    }
+
+    /// Progress bars on a terminal unless --no-progress; otherwise a line per batch.
+    fn bars(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+/// Flags of `tweetlake local`.
+#[cfg(feature = "pipeline")]
+#[derive(Args)]
+struct LocalArgs {
+    /// Recorded responses to replay; default: the bundled sample, unless a bearer token is set.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Partitions of a new topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Folder for the tables, the watermarks and the report (tables may be put on S3 with the
+    /// TWEETLAKE_TABLE_URI / TWEETLAKE_QUARANTINE_URI variables instead).
+    #[arg(long, default_value = "lake")]
+    dir: PathBuf,
+    #[command(flatten)]
+    esm: EsmArgs,
+}
+
 /// Flags of `tweetlake deliver`.
 #[cfg(feature = "pipeline")]
 #[derive(Args)]
 struct DeliverArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "TWEETLAKE_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
-    /// Topic.
-    #[arg(long, env = "TWEETLAKE_TOPIC", default_value = "tweets")]
-    topic: String,
     /// Partitions to deliver, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     partitions: Option<Vec<i32>>,
     /// Consumer group whose offsets are committed after each successful batch.
     #[arg(long, default_value = tweetlake_local::esm::DEFAULT_GROUP)]
     group: String,
-    /// Records per process invocation (Lambda's BatchSize).
-    #[arg(long, default_value_t = 100)]
-    batch_size: usize,
-    /// Batching window in milliseconds.
-    #[arg(long, default_value_t = 500)]
-    window_ms: u64,
-    /// One log line per batch instead of a progress bar.
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    esm: EsmArgs,
     #[command(flatten)]
     tables: TableArgs,
 }
@@ -430,7 +440,6 @@ async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
 
 #[cfg(feature = "pipeline")]
 async fn run_local(a: LocalArgs) -> Result<()> {
-    use std::io::IsTerminal;
     let live = a.replay.is_none() && std::env::var("TWEETLAKE_X_BEARER_TOKEN").is_ok_and(|t| !t.is_empty());
     let replay = a.replay.clone().unwrap_or_else(|| PathBuf::from("events/x-api"));
     let dir = a.dir.display().to_string();
@@ -441,7 +450,7 @@ async fn run_local(a: LocalArgs) -> Result<()> {
         // The bundled sample answers these two rules (events/x-api/brexit.json, kpop.json).
         ("TWEETLAKE_RULES", "brexit: #brexit\nkpop: #kpop".to_owned()),
     ];
-    let (bootstrap, topic) = (a.bootstrap.clone(), a.topic.clone());
+    let (bootstrap, topic) = (a.esm.bootstrap.clone(), a.esm.topic.clone());
     let lookup = move |k: &str| -> Option<String> {
         match k {
             "TWEETLAKE_KAFKA_BOOTSTRAP" => return Some(bootstrap.clone()),
@@ -452,13 +461,10 @@ async fn run_local(a: LocalArgs) -> Result<()> {
         std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| defaults.iter().find(|(d, _)| *d == k).map(|(_, v)| v.clone()))
     };
     let opts = tweetlake_local::local::LocalOptions {
-        bootstrap: a.bootstrap,
-        topic: a.topic,
+        esm: a.esm.settings(tweetlake_local::esm::DEFAULT_GROUP),
         partitions: a.partitions,
-        batch_size: a.batch_size,
-        window: std::time::Duration::from_millis(a.window_ms),
         report: a.dir.join("report.html"),
-        bars: !a.no_progress && std::io::stderr().is_terminal(),
+        bars: a.esm.bars(),
     };
     let s = tweetlake_local::local::run(opts, lookup).await?;
     eprintln!("\n== what landed");
@@ -505,12 +511,9 @@ fn main() -> Result<()> {
         Command::Local(a) => tokio::runtime::Runtime::new()?.block_on(run_local(a)),
         #[cfg(feature = "pipeline")]
         Command::Deliver(a) => tokio::runtime::Runtime::new()?.block_on(async {
-            use std::io::IsTerminal;
             let cfg = tweetlake::ProcessConfig::from_lookup(a.tables.lookup())?;
             let processor = std::sync::Arc::new(tweetlake::Processor::new(cfg).await?);
-            let window = std::time::Duration::from_millis(a.window_ms);
-            let settings = tweetlake_local::esm::EsmSettings::new(&a.bootstrap, &a.topic, a.batch_size, window, &a.group);
-            let bars = !a.no_progress && std::io::stderr().is_terminal();
+            let (settings, bars) = (a.esm.settings(&a.group), a.esm.bars());
             let progress = tweetlake_local::esm::deliver(settings, a.partitions.as_deref(), processor, bars, &|| false).await?;
             println!("{}", serde_json::to_string(&progress)?);
             Ok(())

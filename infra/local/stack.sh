@@ -139,34 +139,37 @@ need_jdk() {
   fi
 }
 
-# Apache Kafka's jars (the broker and its tools, with their runtime dependencies) from Maven Central
-# into $KAFKA_HOME/libs, and the local MSK IAM token validator compiled against them; stamped so a
-# version change (or an edit of the artifact list or the validator) reinstalls.
+# The runtime jars of the Maven project $3 copied into $1 from Maven Central, unless $1's stamp already
+# reads $2; further arguments go to Maven. A changed stamp (a version, the artifact list) reinstalls.
+maven_jars() {
+  local dir=$1 want=$2 pom=$3; shift 3
+  [[ -f $dir/.tweetlake-stamp && $(cat "$dir/.tweetlake-stamp") == "$want" ]] && return 1
+  log "fetching the jars of $(basename "$(dirname "$pom")") from Maven Central into $dir"
+  rm -rf "$dir" && mkdir -p "$dir"
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir" "$@" >&2
+  echo "$want" > "$dir/.tweetlake-stamp"
+}
+
+# Apache Kafka's jars (the broker and its tools, with their runtime dependencies) into $KAFKA_HOME/libs,
+# and the local MSK IAM token validator compiled against them; the stamp covers the version, the
+# artifact list and the validator.
 install_broker() {
   need_jdk
-  local stamp=$KAFKA_HOME/.tweetlake-stamp want
+  local want
   want="$KAFKA_VERSION $(cat "$KAFKA_SRC/pom.xml" "$KAFKA_SRC/MskIamTokenValidator.java" | sha256sum | cut -c1-16)"
-  [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return
-  log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_HOME"
-  rm -rf "$KAFKA_HOME" && mkdir -p "$KAFKA_HOME/classes"
+  mkdir -p "$KAFKA_HOME"
   sed "s/@KAFKA_VERSION@/$KAFKA_VERSION/" "$KAFKA_SRC/pom.xml" > "$KAFKA_HOME/pom.xml"
-  mvn -q -B -Dstyle.color=never -f "$KAFKA_HOME/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_HOME/libs" >&2
-  javac -d "$KAFKA_HOME/classes" -cp "$KAFKA_HOME/libs/*" "$KAFKA_SRC/MskIamTokenValidator.java" >&2
-  echo "$want" > "$stamp"
+  if maven_jars "$KAFKA_HOME/libs" "$want" "$KAFKA_HOME/pom.xml" || [[ ! -d $KAFKA_HOME/classes/tweetlake ]]; then
+    rm -rf "$KAFKA_HOME/classes" && mkdir -p "$KAFKA_HOME/classes"
+    javac -d "$KAFKA_HOME/classes" -cp "$KAFKA_HOME/libs/*" "$KAFKA_SRC/MskIamTokenValidator.java" >&2
+  fi
 }
 
 install_spark() {
   need_jdk
   pip_venv "$SPARK_VENV" "${SPARK_PINS[@]}"
-  local stamp=$SPARK_JARS/.tweetlake-stamp want
-  want=$(sha256sum "$STACK_DIR/spark/pom.xml" | cut -c1-16)
-  [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return
-  log "fetching the Delta and hadoop-aws jars from Maven Central into $SPARK_JARS"
-  rm -rf "$SPARK_JARS" && mkdir -p "$SPARK_JARS"
-  mvn -q -B -Dstyle.color=never -f "$STACK_DIR/spark/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DexcludeArtifactIds=scala-library,antlr4-runtime -DoutputDirectory="$SPARK_JARS" >&2
-  echo "$want" > "$stamp"
+  maven_jars "$SPARK_JARS" "$(sha256sum "$STACK_DIR/spark/pom.xml" | cut -c1-16)" "$STACK_DIR/spark/pom.xml" \
+    -DexcludeArtifactIds=scala-library,antlr4-runtime || true
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -23,9 +23,7 @@ pub fn template() -> Value {
 
 /// The path of a checker the local stack installed, from its environment variable.
 pub fn tool(var: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{var} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"` or run `.ci/run`")
-    })
+    PathBuf::from(crate::stack_var(var))
 }
 
 /// Runs a checker and returns its output (whatever its exit status).

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use tweetlake_ingest::kafka::{KafkaSettings, create_topic};
 use tweetlake_ingest::msk::AuthMode;
 
-/// The broker's bootstrap address; fails loudly when the local stack did not start it.
+/// The broker's bootstrap address.
 pub fn bootstrap() -> String {
-    std::env::var("TWEETLAKE_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
-        panic!("TWEETLAKE_KAFKA_BOOTSTRAP is not set: start the broker with `eval \"$(TWEETLAKE_BROKER=1 infra/local/stack.sh up)\"` or run `.ci/run`")
-    })
+    crate::stack_var("TWEETLAKE_KAFKA_BOOTSTRAP")
 }
 
 /// Plaintext settings for the local broker, with a 10 s acknowledgement timeout.
@@ -60,10 +58,7 @@ pub struct Consumed {
 /// certificate is signed by the stack's local CA, trusted when `ca` is true (otherwise only the system
 /// store is).
 pub fn secure_settings(auth: AuthMode, ca: bool) -> KafkaSettings {
-    let var = |k: &str| {
-        std::env::var(k)
-            .unwrap_or_else(|_| panic!("{k} is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"`"))
-    };
+    let var = crate::stack_var;
     let (bootstrap, scram) = match auth {
         AuthMode::Tls => (var("TWEETLAKE_KAFKA_TLS_BOOTSTRAP"), None),
         AuthMode::Scram => (

@@ -28,11 +28,20 @@ pub fn python() -> PathBuf {
     })
 }
 
-/// The S3 endpoint the tests write to; fails loudly when the local stack is not up.
-pub fn s3_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL is not set: start the local stack with `eval \"$(infra/local/stack.sh up)\"` or run `.ci/run`")
+/// A variable the local stack's environment sets (`infra/local/stack.sh env`); fails loudly, saying how
+/// to get it, when the tests run without the stack.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with `tests/run.sh` (or `.ci/run`), which installs and starts the local \
+             stack; by hand: `infra/local/stack.sh iac`, `infra/local/stack.sh spark`, then `eval \"$(infra/local/stack.sh up)\"`"
+        )
     })
+}
+
+/// The S3 endpoint the tests write to.
+pub fn s3_endpoint() -> String {
+    stack_var("AWS_ENDPOINT_URL")
 }
 
 fn run_reader(args: &[&str]) -> String {

@@ -6,31 +6,23 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn var(name: &str) -> PathBuf {
-    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{name} is not set: run `infra/local/stack.sh spark` and `eval \"$(infra/local/stack.sh env)\"`")
-    })
-}
-
-/// The Python of the Spark venv (pyspark, delta-spark).
-pub fn python() -> PathBuf {
-    var("TWEETLAKE_SPARK_PYTHON")
+/// A command running `script` with the Spark venv's Python (pyspark, delta-spark), in the temporary
+/// folder: Spark leaves a `spark-warehouse/` folder wherever it runs.
+pub fn python(script: &str) -> Command {
+    let mut c = Command::new(crate::stack_var("TWEETLAKE_SPARK_PYTHON"));
+    c.arg(crate::repo_root().join(script)).current_dir(std::env::temp_dir());
+    c
 }
 
 /// The folder of the Delta and hadoop-aws jars.
 pub fn jars() -> PathBuf {
-    var("TWEETLAKE_SPARK_JARS")
+    PathBuf::from(crate::stack_var("TWEETLAKE_SPARK_JARS"))
 }
 
 /// Runs `spark_reader.py` on `spec` (`{"tables": {name: uri}, "versions": {name: [v, ...]}}`) and
 /// returns what Spark read, per table name.
 pub fn read(spec: &Value) -> Value {
-    let out = Command::new(python())
-        .arg(crate::repo_root().join("tests/spark_reader.py"))
-        .arg(jars())
-        .arg(spec.to_string())
-        .output()
-        .expect("the Spark venv's python runs");
+    let out = python("tests/spark_reader.py").arg(jars()).arg(spec.to_string()).output().expect("the Spark venv's python runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "spark_reader.py failed: {}", &stderr[stderr.len().saturating_sub(4000)..]);
     serde_json::from_slice(&out.stdout).expect("spark_reader.py prints JSON")

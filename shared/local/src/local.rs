@@ -2,27 +2,20 @@
 //! the local Kafka broker → the event-source-mapping emulator → the process function → Delta
 //! tables — then a summary and the HTML report.
 
-use crate::esm::{DEFAULT_GROUP, EsmProgress, EsmSettings, deliver, end_offsets};
+use crate::esm::{EsmProgress, EsmSettings, deliver, end_offsets};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tweetlake_ingest::kafka::{KafkaSettings, TopicStatus, create_topic};
 use tweetlake_ingest::{Ingest, IngestConfig};
 
 /// Options of a local run; `lookup` supplies every function setting (the CLI maps flags onto it).
 pub struct LocalOptions {
-    /// Brokers.
-    pub bootstrap: String,
-    /// Topic (created with `partitions` if missing).
-    pub topic: String,
+    /// The broker, the topic (created with `partitions` if missing) and how batches are cut.
+    pub esm: EsmSettings,
     /// Partitions of a new topic.
     pub partitions: i32,
-    /// Records per invocation.
-    pub batch_size: usize,
-    /// Batching window.
-    pub window: Duration,
     /// Where to write the HTML report.
     pub report: PathBuf,
     /// Show progress bars (a terminal) or one line per batch (logs, tests).
@@ -64,13 +57,13 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
             }
         });
     }
-    let kafka = KafkaSettings::plaintext(&opts.bootstrap);
+    let kafka = KafkaSettings::plaintext(&opts.esm.bootstrap);
     // An existing topic is read from metadata; the Admin API is only needed to create one.
-    match end_offsets(&opts.bootstrap, &opts.topic) {
-        Ok(parts) => eprintln!("topic {} exists with {} partitions", opts.topic, parts.len()),
-        Err(_) => match create_topic(&kafka, &opts.topic, opts.partitions, 1).await? {
-            TopicStatus::Created { partitions, .. } => eprintln!("topic {} created with {partitions} partitions", opts.topic),
-            TopicStatus::Exists { partitions } => eprintln!("topic {} exists with {partitions} partitions", opts.topic),
+    match end_offsets(&opts.esm.bootstrap, &opts.esm.topic) {
+        Ok(parts) => eprintln!("topic {} exists with {} partitions", opts.esm.topic, parts.len()),
+        Err(_) => match create_topic(&kafka, &opts.esm.topic, opts.partitions, 1).await? {
+            TopicStatus::Created { partitions, .. } => eprintln!("topic {} created with {partitions} partitions", opts.esm.topic),
+            TopicStatus::Exists { partitions } => eprintln!("topic {} exists with {partitions} partitions", opts.esm.topic),
         },
     }
 
@@ -89,9 +82,8 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let (tweets_uri, quarantine_uri, storage) =
         (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
     let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
-    let settings = EsmSettings::new(&opts.bootstrap, &opts.topic, opts.batch_size, opts.window, DEFAULT_GROUP);
     let stop_flag = Arc::clone(&stop);
-    let progress = deliver(settings, None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
+    let progress = deliver(opts.esm.clone(), None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
 
     // 3. What landed, and the report.
     let data = crate::report::read(&tweets_uri, &quarantine_uri, &storage).await?;

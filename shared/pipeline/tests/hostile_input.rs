@@ -174,8 +174,19 @@ fn coverage() -> impl Strategy<Value = BTreeMap<(String, i32), Coverage>> {
     )
 }
 
+/// `cases()` cases; the generators' filters (finite floats, a non-list) reject a few percent of values,
+/// so a long run needs more than proptest's fixed allowance of 65,536 rejections.
+fn config() -> ProptestConfig {
+    let cases = cases();
+    ProptestConfig {
+        max_local_rejects: cases.max(65_536),
+        max_global_rejects: cases.max(1_024),
+        ..ProptestConfig::with_cases(cases)
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(config())]
 
     /// Every record of an arbitrary event ends exactly once, and every output builds its Arrow batch.
     #[test]
