@@ -60,12 +60,7 @@ async fn finished(State(api): State<Api>, Path((_id, kind)): Path<(String, Strin
 }
 
 fn binary() -> PathBuf {
-    std::env::var_os("TWEETLAKE_BENCH_PROCESS_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| tweetlake_tests::repo_root().join("target"));
-        target.join("release/tweetlake-process")
-    })
+    tweetlake_tests::optimised_binary("TWEETLAKE_BENCH_PROCESS_BIN", "tweetlake-process")
 }
 
 /// One cold start on `tables`: (seconds to ready, seconds to the committed first batch).

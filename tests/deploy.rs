@@ -14,11 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use tweetlake_tests::infra::{sub_text, template};
 use tweetlake_tests::lambda::LocalLambda;
-use tweetlake_tests::{local_tables, read_table, repo_root};
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
-}
+use tweetlake_tests::{local_tables, read_table, repo_root, target_dir};
 
 /// Variables `cargo test` sets for this test process that a nested build must not inherit: some crates
 /// read them at compile time, so inheriting them rebuilds those crates (and their dependents) for

@@ -15,12 +15,7 @@ use tweetlake_tests::kafka::bootstrap;
 use tweetlake_tests::xapi_server::generated_pages;
 
 fn cli() -> PathBuf {
-    std::env::var_os("TWEETLAKE_BENCH_CLI").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| tweetlake_tests::repo_root().join("target"));
-        target.join("release/tweetlake")
-    })
+    tweetlake_tests::optimised_binary("TWEETLAKE_BENCH_CLI", "tweetlake")
 }
 
 fn main() {

@@ -20,6 +20,17 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// Cargo's build folder: `CARGO_TARGET_DIR`, or `target/` in the clone.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The optimised build of binary `name` (`target/release/`, where `--release` and `--profile bench`
+/// put it), or the binary the variable `var` names.
+pub fn optimised_binary(var: &str, name: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| target_dir().join("release").join(name))
+}
+
 /// The Python of the tools venv that `infra/local/stack.sh` installs (deltalake, boto3, moto).
 pub fn python() -> PathBuf {
     std::env::var_os("TWEETLAKE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
