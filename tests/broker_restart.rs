@@ -9,7 +9,7 @@ use std::time::Duration;
 use tweetlake_ingest::watermark::{FileStore, WatermarkStore};
 use tweetlake_ingest::{Ingest, IngestConfig};
 use tweetlake_tests::kafka::{bootstrap, end_offsets, new_topic, read_all, stack};
-use tweetlake_tests::xapi_server::generated_pages;
+use tweetlake_tests::xapi_server::write_generated_pages;
 
 const TWEETS: usize = 20_000;
 
@@ -17,13 +17,12 @@ const TWEETS: usize = 20_000;
 async fn a_broker_restarted_mid_run_gets_every_tweet_exactly_once_and_the_watermark_waits_for_it() {
     let topic = new_topic("restart", 4).await;
     let dir = tempfile::tempdir().unwrap();
-    // Recorded pages of 100 tweets, one page per line, replayed through the search path.
-    let pages: Vec<u8> = generated_pages(TWEETS).into_iter().flat_map(|p| p.into_iter().chain([b'\n'])).collect();
-    std::fs::write(dir.path().join("pages.jsonl"), pages).unwrap();
+    // Recorded pages of 100 tweets, replayed through the search path.
+    let pages = write_generated_pages(dir.path(), TWEETS);
     let wm = dir.path().join("wm.json");
     let env = [
         ("TWEETLAKE_RULES", "restart: #brexit".to_owned()),
-        ("TWEETLAKE_REPLAY_PATH", dir.path().join("pages.jsonl").display().to_string()),
+        ("TWEETLAKE_REPLAY_PATH", pages.display().to_string()),
         ("TWEETLAKE_KAFKA_BOOTSTRAP", bootstrap()),
         ("TWEETLAKE_TOPIC", topic.clone()),
         ("TWEETLAKE_WATERMARK_URI", wm.display().to_string()),

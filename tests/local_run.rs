@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 use tweetlake_tests::kafka::bootstrap;
-use tweetlake_tests::xapi_server::generated_pages;
+use tweetlake_tests::xapi_server::write_generated_pages;
 
 fn cli() -> PathBuf {
     tweetlake_tests::optimised_binary("TWEETLAKE_BENCH_CLI", "tweetlake")
@@ -26,8 +26,7 @@ fn main() {
         .map(|s| s.trim().parse().expect("batch sizes are numbers"))
         .collect();
     let pages = tempfile::tempdir().unwrap();
-    let lines: Vec<u8> = generated_pages(total).into_iter().flat_map(|p| p.into_iter().chain([b'\n'])).collect();
-    std::fs::write(pages.path().join("pages.jsonl"), lines).unwrap();
+    write_generated_pages(pages.path(), total);
     for size in sizes {
         let out = tempfile::tempdir().unwrap();
         let topic = format!("bench-local-{}-{size}-{}", std::process::id(), chrono::Utc::now().timestamp_micros() % 1_000_000);

@@ -194,12 +194,8 @@ pub struct GroupPosition {
 /// The committed offsets and lag of `group` on `topic`, per partition, read with Kafka's own
 /// consumer-group tool rather than our client.
 pub fn group_positions(group: &str, topic: &str) -> std::collections::BTreeMap<i32, GroupPosition> {
-    let out = std::process::Command::new(crate::repo_root().join("infra/local/stack.sh"))
-        .args(["consumer-groups", "--describe", "--group", group])
-        .output()
-        .expect("stack.sh runs");
+    let out = stack(&["consumer-groups", "--describe", "--group", group]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kafka-consumer-groups: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let number = |s: &str| s.parse::<i64>().ok();
     // Columns: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID.
     stdout
@@ -213,13 +209,20 @@ pub fn group_positions(group: &str, topic: &str) -> std::collections::BTreeMap<i
         .collect()
 }
 
-/// Runs `infra/local/stack.sh` with `args` (e.g. `kill-broker`, `up`), failing with its output.
-pub fn stack(args: &[&str]) {
+/// Runs `infra/local/stack.sh` with `args` (e.g. `kill-broker`, `up`, `consumer-groups …`) and returns
+/// its output; fails with what it said if it fails.
+pub fn stack(args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(crate::repo_root().join("infra/local/stack.sh"))
         .args(args)
         // Never wipe the broker's storage from inside a test.
         .env_remove("TWEETLAKE_BROKER_FRESH")
         .output()
         .expect("stack.sh runs");
-    assert!(out.status.success(), "stack.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stack.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -76,6 +76,15 @@ pub fn generated_pages(total: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// Writes [`generated_pages`]`(total)` into `dir` as a replay file (one page per line, answering every
+/// rule) and returns its path.
+pub fn write_generated_pages(dir: &std::path::Path, total: usize) -> std::path::PathBuf {
+    let lines: Vec<u8> = generated_pages(total).into_iter().flat_map(|p| p.into_iter().chain([b'\n'])).collect();
+    let path = dir.join("pages.jsonl");
+    std::fs::write(&path, lines).expect("replay file written");
+    path
+}
+
 /// A fault to answer the next request of an endpoint with, instead of data.
 #[derive(Clone, Debug)]
 pub enum Fault {

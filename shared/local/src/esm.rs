@@ -263,16 +263,15 @@ impl Esm {
     /// Commits the group's offsets of the batch's partitions. A failed commit only delays the lag the
     /// broker shows (the next batch commits again), so it is logged, not fatal.
     fn commit_group(&self, batch: &[Record], positions: &BTreeMap<i32, i64>) {
-        let mut tpl = TopicPartitionList::new();
-        let parts: std::collections::BTreeSet<i32> = batch.iter().map(|r| r.partition).collect();
-        for p in parts {
-            if let Some(next) = positions.get(&p)
-                && tpl.add_partition_offset(&self.settings.topic, p, Offset::Offset(*next)).is_err()
-            {
-                return;
+        let commit = || {
+            let mut tpl = TopicPartitionList::new();
+            let parts: std::collections::BTreeSet<i32> = batch.iter().map(|r| r.partition).collect();
+            for p in parts {
+                tpl.add_partition_offset(&self.settings.topic, p, Offset::Offset(positions[&p]))?;
             }
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+            self.consumer.commit(&tpl, CommitMode::Sync)
+        };
+        if let Err(e) = commit() {
             tracing::warn!(group = %self.settings.group, "committing the consumer group's offsets failed: {e}");
         }
     }
