@@ -13,7 +13,9 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
 fi
 infra/local/stack.sh iac
 infra/local/stack.sh spark
-eval "$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)"
+# Assigned first, so a failed start stops the run here (an `eval "$(…)"` would carry on without it).
+stack_env=$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)
+eval "$stack_env"
 # tests/deploy.rs runs `cargo lambda build --release` for each function. Cargo.toml's release profile
 # (fat LTO, one codegen unit, opt-level 3: for deployments) would cost a cold CI run most of an hour
 # on 2 cores; CI checks that each function builds for Lambda and packages, so it compiles them

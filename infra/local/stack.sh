@@ -230,11 +230,23 @@ EOC
 KAFKA_JAVA=(java -Xms128m -Xmx"$KAFKA_HEAP" -XX:+UseSerialGC -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties"
   -Dtweetlake.kafka.log="$KAFKA_DATA/broker.log" -cp "$KAFKA_HOME/libs/*:$KAFKA_HOME/classes")
 
-stop_broker() {
-  if [[ -f $TOOLS/kafka.pid ]]; then kill "$(cat "$TOOLS/kafka.pid")" 2>/dev/null || true; rm -f "$TOOLS/kafka.pid"; fi
-  pkill -f "kafka.Kafka $KAFKA_DATA/server.properties" 2>/dev/null || true
-  for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
+# The broker's JVM, found by the configuration file it was started with.
+broker_pids() { pgrep -f "kafka.Kafka $KAFKA_DATA/server.properties" || true; }
+
+# Sends the broker signal $1 (TERM: a clean shutdown; KILL: a crash) and waits until the process is
+# gone, so nothing writes its storage any more (a clean shutdown still flushes and deletes segments
+# after its port has closed); one that takes over 30 s is killed.
+signal_broker() {
+  [[ -z $(broker_pids) ]] && return
+  # shellcheck disable=SC2046 # one pid per word
+  kill -"$1" $(broker_pids) 2>/dev/null || true
+  for _ in $(seq 1 300); do [[ -z $(broker_pids) ]] && return; sleep 0.1; done
+  # shellcheck disable=SC2046
+  kill -9 $(broker_pids) 2>/dev/null || true
+  for _ in $(seq 1 50); do [[ -z $(broker_pids) ]] && return; sleep 0.1; done
 }
+
+stop_broker() { signal_broker TERM; }
 
 # Starts the broker unless it runs. TWEETLAKE_BROKER_FRESH=1 (the test command sets it) restarts it on
 # empty storage, so each test run starts from the same state. The SCRAM user is written into the
@@ -257,18 +269,13 @@ up_broker() {
   # `exec` makes the background subshell become the broker, so nothing is left holding this script's
   # stdout (which `eval "$(stack.sh up)"` reads to the end).
   (exec nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DATA/server.properties" > "$KAFKA_DATA/stdout.log" 2>&1 < /dev/null) &
-  echo $! > "$TOOLS/kafka.pid"
   local start=$SECONDS
   for _ in $(seq 1 600); do broker_ready && break; sleep 0.1; done
   broker_ready || { log "broker did not start; see $KAFKA_DATA/broker.log"; exit 1; }
   log "broker up in $((SECONDS - start)) s"
 }
 
-kill_broker() {
-  if [[ -f $TOOLS/kafka.pid ]]; then kill -9 "$(cat "$TOOLS/kafka.pid")" 2>/dev/null || true; rm -f "$TOOLS/kafka.pid"; fi
-  pkill -9 -f "kafka.Kafka $KAFKA_DATA/server.properties" 2>/dev/null || true
-  for _ in $(seq 1 100); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
-}
+kill_broker() { signal_broker KILL; }
 
 # Kafka's consumer-group tool on the PLAINTEXT listener, in a small JVM of its own.
 consumer_groups() {
