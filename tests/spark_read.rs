@@ -9,9 +9,7 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use tweetlake::MaintenanceConfig;
-use tweetlake::rows::{
-    AGGREGATES_PARTITIONS, AGGREGATES_SCHEMA, QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, TWEETS_PARTITIONS, TWEETS_SCHEMA,
-};
+use tweetlake::tables::{aggregates, quarantine, tweets};
 use tweetlake_tests::recount::assert_partials_match_recount;
 use tweetlake_tests::*;
 
@@ -51,9 +49,9 @@ async fn write(t: &Tables) -> BTreeMap<i64, usize> {
 /// What one Spark read must show of a backend's tables; returns the tweet ids Spark read.
 fn check(name: &str, t: &Tables, spark: &Value, counts_at: &BTreeMap<i64, usize>) -> BTreeSet<String> {
     let contracts = [
-        (&*TWEETS_SCHEMA, TWEETS_PARTITIONS),
-        (&*QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS),
-        (&*AGGREGATES_SCHEMA, AGGREGATES_PARTITIONS),
+        (&*tweets::SCHEMA, tweets::PARTITIONS),
+        (&*quarantine::SCHEMA, quarantine::PARTITIONS),
+        (&*aggregates::SCHEMA, aggregates::PARTITIONS),
     ];
     for (table, (schema, partitions)) in TABLES.into_iter().zip(contracts) {
         let s = &spark[format!("{name}/{table}")];

@@ -6,11 +6,12 @@ use base64::Engine;
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tweetlake::decode::decode_event;
 use tweetlake::process::{EMBEDDED_MODEL, transform};
 use tweetlake::quality::QualityConfig;
-use tweetlake::rows::tweets_batch;
+use tweetlake::offsets::PerPartition;
+use tweetlake::tables::{Stamp, tweets};
 use tweetlake_sentiment::Model;
 
 // The allocator the Lambda binary uses.
@@ -49,9 +50,9 @@ fn bench(c: &mut Criterion) {
             |bytes| {
                 let (_, records) = decode_event(&bytes).expect("decodes");
                 let mut windows = HashMap::new();
-                let out = transform(&model, &quality, records, &BTreeMap::new(), &BTreeMap::new(), &mut windows, Utc::now());
+                let out = transform(&model, &quality, records, &PerPartition::default(), &PerPartition::default(), &mut windows, Utc::now());
                 assert_eq!(out.rows.len(), n);
-                tweets_batch(&out.rows, model.version(), Utc::now()).expect("batch")
+                tweets::batch(&out.rows, &Stamp { now: Utc::now(), model_version: model.version() }).expect("batch")
             },
             BatchSize::LargeInput,
         )

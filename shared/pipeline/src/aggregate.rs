@@ -7,7 +7,7 @@
 //! adds a partial to its own (old) window. A window's figures are `SUM(...)` grouped by the first four
 //! key columns; the mean score is `SUM(score_sum) / SUM(tweets)` (README, "Aggregates").
 
-use crate::rows::TweetRow;
+use crate::tables::tweets::TweetRow;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

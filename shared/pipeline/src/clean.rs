@@ -25,6 +25,28 @@ pub struct CleanTweet<'a> {
     pub urls: Vec<String>,
 }
 
+/// The owned part of a cleaned tweet: what goes into its row once the model has read its input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cleaned {
+    /// See [`CleanTweet::clean_text`].
+    pub clean_text: String,
+    /// See [`CleanTweet::hashtags`].
+    pub hashtags: Vec<String>,
+    /// See [`CleanTweet::mentions`].
+    pub mentions: Vec<String>,
+    /// See [`CleanTweet::urls`].
+    pub urls: Vec<String>,
+}
+
+impl<'a> CleanTweet<'a> {
+    /// The model's input, and the owned rest: dropping the input ends the borrow of the tweet, so the
+    /// tweet's own text can then move into its row.
+    pub fn split(self) -> (Cow<'a, str>, Cleaned) {
+        let CleanTweet { clean_text, model_text, hashtags, mentions, urls } = self;
+        (model_text, Cleaned { clean_text, hashtags, mentions, urls })
+    }
+}
+
 /// Per byte: 0 not whitespace, 1 ASCII whitespace, 2 the lead byte of a char that may be Unicode
 /// whitespace (U+0085, U+00A0, U+1680, U+2000–U+205F, U+3000 start with C2, E1, E2 or E3).
 const WHITESPACE_CLASS: [u8; 256] = {

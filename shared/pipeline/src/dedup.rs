@@ -9,10 +9,13 @@
 //!    of a tweet lands in the same partition. Each partition keeps a [`SeenIds`] window of the tweet
 //!    ids it wrote (by Kafka timestamp, `TWEETLAKE_DEDUP_WINDOW_SECS`, capped at
 //!    `TWEETLAKE_DEDUP_MAX_IDS`), stored beside the table and tied to the recorded offset, so its
-//!    state is bounded and always matches the committed rows.
+//!    state is bounded and always matches the committed rows. Its storage is here too:
+//!    [`load_windows`], [`save_window`], [`delete_window`].
 
 use crate::aggregate::{AggregateKey, Partial};
-use crate::sink::Coverage;
+use crate::error::Error;
+use crate::offsets::{Coverage, PerPartition, TopicPartition};
+use crate::sink::DeltaSink;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -23,14 +26,47 @@ type Fast = foldhash::fast::RandomState;
 /// Where a partition's window is stored beside the tweets table: under the coverage it is valid for.
 /// Both ends name it, so a commit that extends the coverage downwards (an earlier batch landing after a
 /// later one) never overwrites the window of the coverage the table still records.
-pub fn window_path(topic: &str, partition: i32, coverage: &Coverage) -> String {
+fn window_path(tp: &TopicPartition, coverage: &Coverage) -> String {
     let first = coverage.first.unwrap_or(0);
-    format!("_tweetlake/dedup/{topic}/{partition}/{first:020}-{:020}.json", coverage.last)
+    format!("_tweetlake/dedup/{}/{}/{first:020}-{:020}.json", tp.topic, tp.partition, coverage.last)
 }
 
 /// Where tables written before the first offset was recorded keep a window: under the last offset.
-pub fn legacy_window_path(topic: &str, partition: i32, last: i64) -> String {
-    format!("_tweetlake/dedup/{topic}/{partition}/{last:020}.json")
+fn legacy_window_path(tp: &TopicPartition, last: i64) -> String {
+    format!("_tweetlake/dedup/{}/{}/{last:020}.json", tp.topic, tp.partition)
+}
+
+/// The stored windows of the partitions the tweets table holds offsets of (`held`, its coverage); a
+/// partition without one (never written, or its window lost) starts empty at its recorded offset.
+pub async fn load_windows(tweets: &DeltaSink, held: &PerPartition<Coverage>) -> Result<HashMap<TopicPartition, SeenIds>, Error> {
+    let mut windows = HashMap::new();
+    for (tp, c) in held {
+        let path = window_path(tp, c);
+        let mut stored = tweets.read_object(&path).await?;
+        if stored.is_none() && c.first == Some(0) {
+            stored = tweets.read_object(&legacy_window_path(tp, c.last)).await?;
+        }
+        let state = match stored {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State { path, message: e.to_string() })?,
+            None => {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, offset = c.last, "dedup window missing; starting empty");
+                SeenIds { through_offset: c.last, ..SeenIds::default() }
+            }
+        };
+        windows.insert(tp.clone(), state);
+    }
+    Ok(windows)
+}
+
+/// Stores a partition's window under the coverage it is valid for. Called before the commit that
+/// makes that coverage current, so whichever coverage the table records has its window stored.
+pub async fn save_window(tweets: &DeltaSink, tp: &TopicPartition, coverage: &Coverage, window: &SeenIds) -> Result<(), Error> {
+    tweets.write_object(&window_path(tp, coverage), serde_json::to_vec(window).expect("serialisable")).await
+}
+
+/// Deletes the window of a coverage the table no longer records.
+pub async fn delete_window(tweets: &DeltaSink, tp: &TopicPartition, coverage: &Coverage) -> Result<(), Error> {
+    tweets.delete_object(&window_path(tp, coverage)).await
 }
 
 /// The window of recently written tweet ids of one topic-partition.

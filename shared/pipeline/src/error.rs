@@ -60,11 +60,17 @@ impl Error {
     /// transient; a bad event, setting or model will fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Delta { source, .. } => crate::sink::is_transient(source),
+            Error::Delta { source, .. } => is_transient(source),
             Error::Storage { .. } | Error::OffsetGap { .. } | Error::Panic(_) => true,
             Error::Config { .. } | Error::Decode(_) | Error::Model(_) | Error::Arrow(_) | Error::State { .. } => false,
         }
     }
+}
+
+/// True for Delta errors that another attempt may not hit (conflicts, storage trouble).
+fn is_transient(e: &deltalake::DeltaTableError) -> bool {
+    use deltalake::DeltaTableError as E;
+    !matches!(e, E::InvalidTableLocation(_) | E::NotATable(_) | E::Arrow { .. })
 }
 
 /// A storage error in words a person can act on: the causes joined (the S3 client's own text ends in the

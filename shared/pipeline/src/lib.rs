@@ -1,10 +1,12 @@
 //! Tweetlake's pipeline library. Data flows one way through one module per stage:
-//! [`decode`] → [`quality`] → [`clean`] → [`dedup`] → score (the `tweetlake-sentiment` crate) →
-//! [`aggregate`] → [`rows`] → [`sink`]; [`process`] runs them for one Kafka batch. The functions in `functions/` are
-//! thin wrappers around this crate.
+//! [`decode`] → [`quality`] → [`dedup`] → [`clean`] → score (the `tweetlake-sentiment` crate) →
+//! [`aggregate`]; the rows go to their [`tables`] and are committed by the protocol in [`commit`]
+//! through the Delta [`sink`]. [`process`] runs them for one Kafka batch; [`offsets`] names where a
+//! record came from. The functions in `functions/` are thin wrappers around this crate.
 
 pub mod aggregate;
 pub mod clean;
+pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod dedup;
@@ -13,10 +15,11 @@ pub mod error;
 #[cfg(feature = "maintenance")]
 pub mod maintenance;
 pub mod metrics;
+pub mod offsets;
 pub mod process;
 pub mod quality;
-pub mod rows;
 pub mod sink;
+pub mod tables;
 
 pub use config::{MaintenanceConfig, ProcessConfig};
 pub use error::Error;

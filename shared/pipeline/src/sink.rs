@@ -2,7 +2,7 @@
 //!
 //! The offsets are Delta application transactions (`txn`), the mechanism kafka-delta-ingest uses: a
 //! reader of the table sees rows and offsets change together, and a redelivered batch finds its offsets
-//! already recorded. Each topic-partition's [`Coverage`] is one contiguous run of offsets, kept as two
+//! already recorded. Each topic-partition's coverage ([`Coverage`]) is one contiguous run of offsets, kept as two
 //! transactions: `tweetlake:{topic}:{partition}` holds the last offset (what consumers resume after)
 //! and `tweetlake:{topic}:{partition}:first` the first. Every commit writes the transactions of the
 //! partitions it covers, so two writers of one partition conflict and one of them re-checks (see
@@ -18,46 +18,18 @@ use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::{DeltaTable, DeltaTableError, Path, TableProperty};
-use std::collections::{BTreeMap, HashMap};
+use deltalake::{DeltaTable, Path, TableProperty};
+use crate::offsets::{Coverage, PerPartition, TopicPartition};
+use std::collections::HashMap;
 
 /// Application-transaction id of one Kafka topic-partition; its version is the last offset covered.
-pub fn app_id(topic: &str, partition: i32) -> String {
-    format!("tweetlake:{topic}:{partition}")
+pub fn app_id(tp: &TopicPartition) -> String {
+    format!("tweetlake:{}:{}", tp.topic, tp.partition)
 }
 
 /// Application-transaction id holding the first offset a topic-partition's coverage starts at.
-pub fn first_app_id(topic: &str, partition: i32) -> String {
-    format!("tweetlake:{topic}:{partition}:first")
-}
-
-/// The offsets of one topic-partition a table holds: every offset from `first` through `last`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Coverage {
-    /// First offset covered; `None` when it was not looked up (a batch wholly above `last` does not need
-    /// it, and a commit then leaves the recorded value as it is). Tables written before the first offset
-    /// was recorded cover everything from 0.
-    pub first: Option<i64>,
-    /// Last offset covered.
-    pub last: i64,
-}
-
-impl Coverage {
-    /// Whether `offset` is covered. Only meaningful for offsets above `last` when `first` is unknown.
-    pub fn contains(&self, offset: i64) -> bool {
-        offset <= self.last && self.first.is_none_or(|f| offset >= f)
-    }
-
-    /// Whether every offset from `first` through `last` is covered.
-    pub fn covers(&self, first: i64, last: i64) -> bool {
-        self.contains(first) && self.contains(last)
-    }
-}
-
-/// The value `offsets` holds for one topic-partition, looked up without building an owned key (a
-/// batch spans a handful of partitions, so a scan beats allocating a `String` per row).
-pub fn offset_of<V: Copy>(offsets: &BTreeMap<(String, i32), V>, topic: &str, partition: i32) -> Option<V> {
-    offsets.iter().find(|((t, p), _)| *p == partition && t == topic).map(|(_, o)| *o)
+pub fn first_app_id(tp: &TopicPartition) -> String {
+    format!("tweetlake:{}:{}:first", tp.topic, tp.partition)
 }
 
 /// One Delta table that the process function appends to.
@@ -134,11 +106,11 @@ impl DeltaSink {
     }
 
     /// The last Kafka offset committed for each `(topic, partition)` asked for.
-    pub async fn recorded_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>, Error> {
-        let mut out = BTreeMap::new();
-        for (topic, partition) in partitions {
-            if let Some(v) = self.txn_version(app_id(topic, *partition)).await? {
-                out.insert((topic.clone(), *partition), v);
+    pub async fn recorded_offsets(&self, partitions: &[TopicPartition]) -> Result<PerPartition<i64>, Error> {
+        let mut out = PerPartition::default();
+        for tp in partitions {
+            if let Some(v) = self.txn_version(app_id(tp)).await? {
+                out.insert(tp.clone(), v);
             }
         }
         Ok(out)
@@ -148,13 +120,13 @@ impl DeltaSink {
     /// only where `need_first(partition, last)` says so (each lookup replays the log).
     pub async fn coverage(
         &self,
-        partitions: &[(String, i32)],
-        need_first: impl Fn(&(String, i32), i64) -> bool,
-    ) -> Result<BTreeMap<(String, i32), Coverage>, Error> {
-        let mut out = BTreeMap::new();
+        partitions: &[TopicPartition],
+        need_first: impl Fn(&TopicPartition, i64) -> bool,
+    ) -> Result<PerPartition<Coverage>, Error> {
+        let mut out = PerPartition::default();
         for (key, last) in self.recorded_offsets(partitions).await? {
             let first = match need_first(&key, last) {
-                true => Some(self.txn_version(first_app_id(&key.0, key.1)).await?.unwrap_or(0)),
+                true => Some(self.txn_version(first_app_id(&key)).await?.unwrap_or(0)),
                 false => None,
             };
             out.insert(key, Coverage { first, last });
@@ -164,20 +136,20 @@ impl DeltaSink {
 
     /// Appends `batches` (any number, each may be empty) and records `coverage` in one commit; returns
     /// the new version. Each batch is flushed to its own files before the next is written, so a caller
-    /// that splits rows by partition value (see `rows::partition_chunks`) bounds how many Parquet
+    /// that splits rows by partition value (see `tables::partition_chunks`) bounds how many Parquet
     /// writers are open at once, whatever the number of partitions a commit touches.
     pub async fn append(
         &mut self,
         batches: Vec<RecordBatch>,
-        coverage: &BTreeMap<(String, i32), Coverage>,
+        coverage: &PerPartition<Coverage>,
     ) -> Result<i64, Error> {
         let err = |e| Error::delta(&self.uri, e);
         let now = Some(chrono::Utc::now().timestamp_millis());
         let mut txns = Vec::with_capacity(coverage.len() * 2);
-        for ((t, p), c) in coverage {
-            txns.push(Transaction::new_with_last_update(app_id(t, *p), c.last, now));
+        for (tp, c) in coverage {
+            txns.push(Transaction::new_with_last_update(app_id(tp), c.last, now));
             if let Some(first) = c.first {
-                txns.push(Transaction::new_with_last_update(first_app_id(t, *p), first, now));
+                txns.push(Transaction::new_with_last_update(first_app_id(tp), first, now));
             }
         }
         let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
@@ -222,9 +194,4 @@ impl DeltaSink {
             Err(e) => Err(Error::storage(&self.uri, e)),
         }
     }
-}
-
-/// True for errors that another attempt may not hit (conflicts, storage trouble).
-pub fn is_transient(e: &DeltaTableError) -> bool {
-    !matches!(e, DeltaTableError::InvalidTableLocation(_) | DeltaTableError::NotATable(_) | DeltaTableError::Arrow { .. })
 }

@@ -14,15 +14,16 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tweetlake::aggregate::partials;
 use tweetlake::decode::decode_event;
 use tweetlake::process::{EMBEDDED_MODEL, transform};
 use tweetlake::quality::QualityConfig;
-use tweetlake::rows::{aggregates_batch, quarantine_batch, tweets_batch};
-use tweetlake::sink::Coverage;
+use tweetlake::offsets::{Coverage, PerPartition, TopicPartition};
+use tweetlake::tables::aggregates::AggregateRow;
+use tweetlake::tables::{Stamp, aggregates, quarantine, tweets};
 use tweetlake_sentiment::Model;
 
 static MODEL: LazyLock<Model> = LazyLock::new(|| Model::from_bytes(EMBEDDED_MODEL).expect("the embedded model loads"));
@@ -166,12 +167,13 @@ fn event() -> impl Strategy<Value = (Value, usize)> {
     })
 }
 
-fn coverage() -> impl Strategy<Value = BTreeMap<(String, i32), Coverage>> {
+fn coverage() -> impl Strategy<Value = PerPartition<Coverage>> {
     prop::collection::btree_map(
-        (Just("tweets".to_owned()), 0i32..3),
+        (0i32..3).prop_map(|p| TopicPartition::new("tweets", p)),
         (0i64..40, 0i64..40).prop_map(|(a, b)| Coverage { first: Some(a.min(b)), last: a.max(b) }),
         0..3,
     )
+    .prop_map(|m| m.into_iter().collect())
 }
 
 /// `cases()` cases; the generators' filters (finite floats, a non-list) reject a few percent of values,
@@ -208,10 +210,11 @@ proptest! {
                     "each record ends once: {:?}", s
                 );
                 prop_assert!(t.rows.iter().all(|r| r.kafka_offset >= 0), "only placed records become rows");
-                tweets_batch(&t.rows, MODEL.version(), now).expect("tweets batch");
-                quarantine_batch(&t.rejected, now).expect("quarantine batch");
-                let parts: Vec<_> = partials(&t.rows).into_iter().collect();
-                aggregates_batch(&parts, &BTreeMap::new(), now).expect("aggregates batch");
+                let stamp = Stamp { now, model_version: MODEL.version() };
+                tweets::batch(&t.rows, &stamp).expect("tweets batch");
+                quarantine::batch(&t.rejected, &stamp).expect("quarantine batch");
+                let parts: Vec<_> = partials(&t.rows).into_iter().map(|p| AggregateRow::new(p, &PerPartition::default())).collect();
+                aggregates::batch(&parts, &stamp).expect("aggregates batch");
             }
         }
     }

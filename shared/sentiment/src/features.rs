@@ -4,6 +4,7 @@
 //! is no string table to load or look up, and scoring one tweet touches only its own buckets.
 
 use crate::lexicon::{Lexicon, NEGATED_VALENCE, normalize_valence};
+use crate::wordhash::{SEED, WordHasher, hash_token, step};
 use serde::{Deserialize, Serialize};
 
 /// How text becomes features; stored in the model file so inference uses what training used.
@@ -49,15 +50,9 @@ const NEGATIONS: &[&str] = &[
     "neednt", "without",
 ];
 
-const SEED: u64 = 0x243f_6a88_85a3_08d3;
 const BIGRAM_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 const NEGATED_SALT: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const CHAR_SALT: u64 = 0x1656_67b1_9e37_79f9;
-
-#[inline]
-fn step(h: u64, byte: u8) -> u64 {
-    (h.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95)
-}
 
 /// MurmurHash3's finaliser: spreads the multiplicative hash over the top bits used as the bucket.
 #[inline]
@@ -67,53 +62,6 @@ fn fmix(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
-}
-
-/// Running hash of one word under the featuriser's rules: characters arrive lowercased, and a run of one
-/// character counts twice at most, so elongations ("sooooo") share the features of "soo".
-#[derive(Clone, Copy)]
-struct WordHasher {
-    hash: u64,
-    last: char,
-    run: u32,
-}
-
-impl WordHasher {
-    const NEW: Self = Self { hash: SEED, last: '\0', run: 0 };
-
-    /// Adds one lowercase char; its bytes also go to `keep` unless the char is cut as an elongation.
-    #[inline(always)]
-    fn push(&mut self, lc: char, keep: Option<&mut Vec<u8>>) {
-        if lc == self.last {
-            self.run = self.run.saturating_add(1);
-            if self.run > 2 {
-                return;
-            }
-        } else {
-            self.last = lc;
-            self.run = 1;
-        }
-        let mut tmp = [0u8; 4];
-        let bytes = lc.encode_utf8(&mut tmp).as_bytes();
-        for &b in bytes {
-            self.hash = step(self.hash, b);
-        }
-        if let Some(k) = keep {
-            k.extend_from_slice(bytes);
-        }
-    }
-}
-
-/// The hash the featuriser gives `word` as one token (case, elongation and apostrophes as in
-/// [`Featurizer::extract`]); word lists such as the negations and the lexicon are keyed by it.
-pub fn hash_token(word: &str) -> u64 {
-    let mut h = WordHasher::NEW;
-    for c in word.chars().filter(|&c| c != '\'' && c != '\u{2019}') {
-        for lc in c.to_lowercase() {
-            h.push(lc, None);
-        }
-    }
-    h.hash
 }
 
 /// Scratch space reused between texts so the hot path does not allocate.

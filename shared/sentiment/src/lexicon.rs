@@ -11,7 +11,7 @@
 //! and VADER's rules are reduced to the negation flip (its ×−0.74, within the featuriser's negation
 //! scope) and its normalisation of the valence sum to (−1, 1).
 
-use crate::features::hash_token;
+use crate::wordhash::hash_token;
 use std::sync::OnceLock;
 
 /// VADER's factor for a word inside a negation's scope.

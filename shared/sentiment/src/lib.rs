@@ -13,6 +13,7 @@ pub mod model;
 pub mod normalize;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod wordhash;
 
 pub use features::{FeatureConfig, Featurizer};
 pub use model::{Label, Model, ModelError, Prediction, Scorer};
