@@ -3,7 +3,7 @@
 
 use crate::xapi::Includes;
 use std::collections::HashMap;
-use tweetlake::envelope::{ENVELOPE_VERSION, IngestMeta, MatchingRule, Tweet, TweetMessage};
+use tweetlake_contract::envelope::{ENVELOPE_VERSION, IngestMeta, MatchingRule, Tweet, TweetMessage};
 
 /// The run's messages so far, in first-seen order.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tweetlake::envelope::User;
+    use tweetlake_contract::envelope::User;
 
     fn tweet(id: &str, author: &str) -> Tweet {
         Tweet { id: id.into(), text: format!("t{id}"), author_id: Some(author.into()), ..Default::default() }

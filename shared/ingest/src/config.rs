@@ -9,7 +9,7 @@ use crate::stream::StreamSettings;
 use crate::xapi::BearerToken;
 use std::path::PathBuf;
 use std::time::Duration;
-use tweetlake::config::parse_setting;
+use tweetlake_contract::parse_setting;
 
 /// What the run collects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,20 +42,22 @@ impl Error {
     }
 }
 
-impl From<tweetlake::Error> for Error {
-    fn from(e: tweetlake::Error) -> Self {
-        match e {
-            tweetlake::Error::Config { var, message } => Error::Config { var, message },
-            other => Error::Config { var: "?", message: other.to_string() },
-        }
+impl From<tweetlake_contract::SettingError> for Error {
+    fn from(e: tweetlake_contract::SettingError) -> Self {
+        Error::Config { var: e.var, message: e.message }
     }
 }
 
-/// How the Lambda runtime reports a failed run (same convention as the process function).
+impl tweetlake_contract::Failure for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+}
+
+/// How the Lambda runtime reports a failed run (see [`tweetlake_contract::failure`]).
 #[cfg(feature = "lambda")]
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(e: Error) -> Self {
-        let kind = if e.is_retryable() { "Retryable" } else { "NonRetryable" };
-        lambda_runtime::Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: e.to_string() }
+        tweetlake_contract::failure::diagnostic(&e)
     }
 }

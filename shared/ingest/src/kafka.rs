@@ -11,19 +11,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
-use tweetlake::envelope::{ENVELOPE_VERSION, TweetMessage};
+use tweetlake_contract::envelope::{ENVELOPE_VERSION, TweetMessage};
 
-/// Header names the producer sets on every message.
-pub mod headers {
-    /// `recent_search`, `filtered_stream` or `replay`.
-    pub const SOURCE: &str = "tweetlake-source";
-    /// Comma-separated tags of the rules that matched.
-    pub const RULES: &str = "tweetlake-rules";
-    /// The envelope version of the value.
-    pub const ENVELOPE_VERSION: &str = "tweetlake-envelope-version";
-    /// The ingest run's id.
-    pub const RUN_ID: &str = "tweetlake-run-id";
-}
+pub use tweetlake_contract::envelope::headers;
 
 /// Connection settings.
 #[derive(Clone, Debug)]

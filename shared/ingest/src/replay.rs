@@ -15,7 +15,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tweetlake::envelope::{Tweet, User};
+use tweetlake_contract::envelope::{Tweet, User};
 
 struct Recorded {
     /// `Some(tag)`: answers only that rule.

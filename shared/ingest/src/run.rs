@@ -15,7 +15,7 @@ use crate::xapi::{BearerToken, SearchSource, XClient};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
-use tweetlake::envelope::IngestMeta;
+use tweetlake_contract::envelope::IngestMeta;
 
 /// The run's JSON summary, which is also the Lambda function's response.
 #[derive(Clone, Debug, Serialize)]

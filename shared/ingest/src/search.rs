@@ -10,7 +10,7 @@ use crate::xapi::{Answer, SearchQuery, SearchSource};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
-use tweetlake::envelope::MatchingRule;
+use tweetlake_contract::envelope::MatchingRule;
 
 /// Limits of one search run.
 #[derive(Clone, Copy, Debug)]

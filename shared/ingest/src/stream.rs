@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tweetlake::envelope::{MatchingRule, Tweet};
+use tweetlake_contract::envelope::{MatchingRule, Tweet};
 
 /// The result of opening a stream connection.
 pub enum Connect {

@@ -1,12 +1,12 @@
 //! The X API v2 client: recent search, filtered-stream rules and the stream connection, with the
 //! response types Tweetlake reads. Tweets and users deserialize straight into the message contract's
-//! types ([`tweetlake::envelope`]), so what the API sends is what goes on the topic.
+//! types ([`tweetlake_contract::envelope`]), so what the API sends is what goes on the topic.
 
 use crate::error::Error;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tweetlake::envelope::{Tweet, User};
+use tweetlake_contract::envelope::{Tweet, User};
 
 /// Tweet fields requested: those the message contract keeps. `author_id` is not among them: the
 /// spec's search endpoint does not list it as a field; the `author_id` expansion adds it.

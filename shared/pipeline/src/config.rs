@@ -44,27 +44,7 @@ pub struct ProcessConfig {
     pub storage_options: HashMap<String, String>,
 }
 
-/// Reads setting `var` through `get`: `default` when unset or blank, else parsed and checked with `ok`;
-/// an invalid value fails naming the variable and what it should be (`what`). Shared by every
-/// function's configuration.
-pub fn parse_setting<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: T,
-    ok: impl Fn(&T) -> bool,
-    what: &str,
-) -> Result<T, Error>
-where
-    T::Err: std::fmt::Display,
-{
-    match get(var).filter(|v| !v.trim().is_empty()) {
-        None => Ok(default),
-        Some(v) => {
-            let parsed: T = v.trim().parse().map_err(|e| Error::Config { var, message: format!("{v:?} is not {what}: {e}") })?;
-            if ok(&parsed) { Ok(parsed) } else { Err(Error::Config { var, message: format!("{v:?} is not {what}") }) }
-        }
-    }
-}
+pub use tweetlake_contract::parse_setting;
 
 fn required_uri(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, Error> {
     let v = get(var)

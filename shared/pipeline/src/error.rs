@@ -105,24 +105,24 @@ pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-/// How the Lambda runtime reports a failed invocation: the type says whether a retry can help, so
-/// operators (and alarms) can tell a storage outage from a poison event or a bad setting.
-#[cfg(feature = "lambda")]
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(e: Error) -> Self {
-        let kind = if e.is_retryable() { "Retryable" } else { "NonRetryable" };
-        lambda_runtime::Diagnostic { error_type: format!("Tweetlake.{kind}"), error_message: e.to_string() }
+impl From<tweetlake_contract::SettingError> for Error {
+    fn from(e: tweetlake_contract::SettingError) -> Self {
+        Error::Config { var: e.var, message: e.message }
     }
 }
 
-/// The value of a function's start-up, or the end of the process: the error's message (not its debug
-/// dump) and whether waiting can help, on stderr, then exit code 1, so Lambda's init failure log reads
-/// as the cause.
-#[cfg(feature = "lambda")]
-pub fn or_exit<T>(started: Result<T, Error>, function: &str) -> T {
-    started.unwrap_or_else(|e| {
-        let kind = if e.is_retryable() { "retryable: it may start once storage answers" } else { "not retryable: fix it first" };
-        eprintln!("{function} cannot start: {e} ({kind})");
-        std::process::exit(1)
-    })
+impl tweetlake_contract::Failure for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
 }
+
+/// How the Lambda runtime reports a failed invocation (see [`tweetlake_contract::failure`]).
+#[cfg(feature = "lambda")]
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        tweetlake_contract::failure::diagnostic(&e)
+    }
+}
+
+pub use tweetlake_contract::failure::or_exit;

@@ -10,7 +10,6 @@ pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod dedup;
-pub mod envelope;
 pub mod error;
 #[cfg(feature = "maintenance")]
 pub mod maintenance;
@@ -22,5 +21,7 @@ pub mod sink;
 pub mod tables;
 
 pub use config::{MaintenanceConfig, ProcessConfig};
+/// The Kafka message contract, shared with the ingest side.
+pub use tweetlake_contract::envelope;
 pub use error::Error;
 pub use process::{BatchSummary, Processor};

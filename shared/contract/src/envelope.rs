@@ -8,10 +8,22 @@
 //!  "rules": [{"id": "1", "tag": "rust"}],
 //!  "ingest": {"source": "recent_search", "run_id": "…", "fetched_at": "2026-11-27T06:00:00Z"}}
 //! ```
-//! Message key: the tweet id (so every copy of a tweet lands in the same partition). Headers:
-//! `tweetlake-source`, `tweetlake-rules`, `tweetlake-envelope-version`, `tweetlake-run-id`.
+//! Message key: the tweet id (so every copy of a tweet lands in the same partition). Headers: see
+//! [`headers`].
 
 use serde::{Deserialize, Serialize};
+
+/// Header names the producer sets on every message (informational: the process side reads the value).
+pub mod headers {
+    /// `recent_search`, `filtered_stream` or `replay`.
+    pub const SOURCE: &str = "tweetlake-source";
+    /// Comma-separated tags of the rules that matched.
+    pub const RULES: &str = "tweetlake-rules";
+    /// The envelope version of the value.
+    pub const ENVELOPE_VERSION: &str = "tweetlake-envelope-version";
+    /// The ingest run's id.
+    pub const RUN_ID: &str = "tweetlake-run-id";
+}
 
 /// The envelope version this build writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;

@@ -1,0 +1,11 @@
+//! What Tweetlake's two sides agree on, in a crate of its own so that neither needs the other: the
+//! Kafka message ([`envelope`], its header names), how a setting is read from the environment
+//! ([`settings`]), and how a failed invocation is reported to Lambda ([`failure`]).
+#![warn(missing_docs)]
+
+pub mod envelope;
+pub mod failure;
+pub mod settings;
+
+pub use failure::Failure;
+pub use settings::{SettingError, parse_setting};
