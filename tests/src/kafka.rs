@@ -169,15 +169,10 @@ async fn produce<'a>(bootstrap: &str, topic: &str, records: impl Iterator<Item =
     }
 }
 
-/// The end offset (one past the last record) of every partition of `topic` on `bootstrap`.
+/// The end offset (one past the last record) of every partition of `topic` on `bootstrap` (the
+/// emulator's reading of it, which must not fail in a test).
 pub fn end_offsets(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    md.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| (p.id(), consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)).expect("watermarks").1))
-        .collect()
+    tweetlake_local::esm::end_offsets(bootstrap, topic).expect("the topic's end offsets")
 }
 
 /// A partition of a consumer group as Kafka's own tool (`stack.sh consumer-groups --describe`) shows it.

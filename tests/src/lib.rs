@@ -1,11 +1,11 @@
 //! Shared helpers of the integration tests: repository paths, the local S3 endpoint, the independent
 //! Python reader, and builders of tweet envelopes and Lambda Kafka events.
 
-use base64::Engine;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tweetlake::decode::{Origin, RawRecord, encode_event};
 use tweetlake::{ProcessConfig, Processor};
 
 pub mod infra;
@@ -175,20 +175,23 @@ pub struct Rec {
 
 /// A Lambda MSK event on topic `tweets` holding `recs` in the given order, as JSON bytes.
 pub fn event(recs: &[Rec]) -> Vec<u8> {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let mut grouped: serde_json::Map<String, Value> = serde_json::Map::new();
-    for r in recs {
-        let mut rec = json!({
-            "topic": "tweets", "partition": r.partition, "offset": r.offset,
-            "timestamp": r.timestamp_ms, "timestampType": "CREATE_TIME",
-        });
-        if let Some(v) = &r.value {
-            rec["value"] = json!(b64(v));
-        }
-        grouped.entry(format!("tweets-{}", r.partition)).or_insert_with(|| json!([])).as_array_mut().expect("array").push(rec);
-    }
-    let ev = json!({"eventSource": "aws:kafka", "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/t/x", "records": grouped});
-    serde_json::to_vec(&ev).expect("serialisable")
+    let records: Vec<RawRecord> = recs
+        .iter()
+        .map(|r| RawRecord {
+            topic: "tweets".into(),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: None,
+            value: r.value.clone(),
+            headers: Vec::new(),
+            decode_error: None,
+        })
+        .collect();
+    encode_event(
+        &records,
+        Origin { event_source_arn: Some("arn:aws:kafka:us-east-1:123456789012:cluster/t/x"), bootstrap_servers: None },
+    )
 }
 
 /// `n` good tweets on `partition` from `first_offset`, tweet ids `id_base + i`.

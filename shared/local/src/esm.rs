@@ -6,15 +6,15 @@
 //! Like Lambda's MSK mapping it commits its consumer group's offsets after each successful invocation,
 //! so Kafka's own tools show the lag; the group's offsets are only a view, the table stays the truth.
 
-use base64::Engine;
 use futures::future::BoxFuture;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tweetlake::decode::{Origin, RawRecord, encode_event};
 
 /// Lambda's limit on an invocation payload.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -95,50 +95,13 @@ impl Invoker for Http {
     }
 }
 
-/// One consumed record, as the event source mapping hands it over.
-#[derive(Clone, Debug)]
-pub struct Record {
-    partition: i32,
-    offset: i64,
-    timestamp: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
-}
-
-impl Record {
-    /// The record's JSON in the event.
-    fn to_json(&self, topic: &str) -> Value {
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let mut r = json!({
-            "topic": topic, "partition": self.partition, "offset": self.offset,
-            "timestamp": self.timestamp, "timestampType": "CREATE_TIME",
-            // Lambda sends header values as Java (signed) bytes.
-            "headers": self.headers.iter().map(|(k, v)| json!({ k: v.iter().map(|b| *b as i8).collect::<Vec<i8>>() })).collect::<Vec<_>>(),
-        });
-        if let Some(k) = &self.key {
-            r["key"] = json!(b64(k));
-        }
-        if let Some(v) = &self.value {
-            r["value"] = json!(b64(v));
-        }
-        r
-    }
-}
-
-/// Builds the MSK event for `records` of `topic`, grouped by `topic-partition` as Lambda does.
-pub fn msk_event(topic: &str, bootstrap: &str, records: &[Record]) -> Vec<u8> {
-    let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for r in records {
-        grouped.entry(format!("{topic}-{}", r.partition)).or_default().push(r.to_json(topic));
-    }
-    serde_json::to_vec(&json!({
-        "eventSource": "aws:kafka",
-        "eventSourceArn": "arn:aws:kafka:local:000000000000:cluster/tweetlake-local/emulated",
-        "bootstrapServers": bootstrap,
-        "records": grouped,
-    }))
-    .expect("event serializes")
+/// The MSK event for `records` of the emulated cluster behind `bootstrap`, as Lambda sends it.
+pub fn msk_event(bootstrap: &str, records: &[RawRecord]) -> Vec<u8> {
+    let origin = Origin {
+        event_source_arn: Some("arn:aws:kafka:local:000000000000:cluster/tweetlake-local/emulated"),
+        bootstrap_servers: Some(bootstrap),
+    };
+    encode_event(records, origin)
 }
 
 /// Progress after each delivered batch.
@@ -225,7 +188,7 @@ impl Esm {
     }
 
     /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
-    fn poll_batch(&self) -> anyhow::Result<Vec<Record>> {
+    fn poll_batch(&self) -> anyhow::Result<Vec<RawRecord>> {
         let started = Instant::now();
         let mut batch = Vec::new();
         let mut bytes = 1024;
@@ -236,16 +199,18 @@ impl Esm {
             }
             let Some(m) = self.consumer.poll(left.min(Duration::from_millis(100))) else { continue };
             let m = m?;
-            let rec = Record {
+            let rec = RawRecord {
+                topic: self.settings.topic.clone(),
                 partition: m.partition(),
                 offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or(0),
+                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers: m
                     .headers()
                     .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
                     .unwrap_or_default(),
+                decode_error: None,
             };
             // Base64 grows a value by 4/3; the record's JSON wrapper adds a little more.
             let size = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) * 4 / 3 + 256;
@@ -262,7 +227,7 @@ impl Esm {
 
     /// Commits the group's offsets of the batch's partitions. A failed commit only delays the lag the
     /// broker shows (the next batch commits again), so it is logged, not fatal.
-    fn commit_group(&self, batch: &[Record], positions: &BTreeMap<i32, i64>) {
+    fn commit_group(&self, batch: &[RawRecord], positions: &BTreeMap<i32, i64>) {
         let commit = || {
             let mut tpl = TopicPartitionList::new();
             let parts: std::collections::BTreeSet<i32> = batch.iter().map(|r| r.partition).collect();
@@ -297,7 +262,7 @@ impl Esm {
             if batch.is_empty() {
                 continue;
             }
-            let event = msk_event(&self.settings.topic, &self.settings.bootstrap, &batch);
+            let event = msk_event(&self.settings.bootstrap, &batch);
             let mut attempt = 0;
             let summary = loop {
                 attempt += 1;

@@ -1,16 +1,15 @@
-//! The in-memory path of the process function per record: decode → quality → clean → dedup → score →
+//! The in-memory path of the process function per record: decode → quality → dedup → clean → score →
 //! Arrow, on envelopes built from a real recorded X API page (no I/O).
 //! Run: `cargo bench -p tweetlake --bench pipeline`.
 
-use base64::Engine;
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tweetlake::decode::decode_event;
+use tweetlake::decode::{Origin, RawRecord, decode_event, encode_event};
+use tweetlake::offsets::PerPartition;
 use tweetlake::process::{EMBEDDED_MODEL, transform};
 use tweetlake::quality::QualityConfig;
-use tweetlake::offsets::PerPartition;
 use tweetlake::tables::{Stamp, tweets};
 use tweetlake_sentiment::Model;
 
@@ -24,16 +23,24 @@ const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/x-api/brex
 fn event_bytes(n: usize) -> Vec<u8> {
     let page: Value = serde_json::from_str(&std::fs::read_to_string(PAGE).expect("page")).expect("json");
     let tweets = page["data"].as_array().expect("data");
-    let recs: Vec<Value> = (0..n)
+    let records: Vec<RawRecord> = (0..n)
         .map(|i| {
             let mut t = tweets[i % tweets.len()].clone();
             t["id"] = json!((1_440_000_000_000_000_000u64 + i as u64).to_string());
             let env = json!({"v": 1, "tweet": t, "rules": [{"id": "1", "tag": "brexit"}], "ingest": {"source": "recent_search", "run_id": "bench"}});
-            json!({"topic": "tweets", "partition": 0, "offset": i, "timestamp": 1_632_328_649_000i64 + i as i64, "timestampType": "CREATE_TIME",
-                   "value": base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&env).expect("json"))})
+            RawRecord {
+                topic: "tweets".into(),
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: 1_632_328_649_000 + i as i64,
+                key: None,
+                value: Some(serde_json::to_vec(&env).expect("json")),
+                headers: Vec::new(),
+                decode_error: None,
+            }
         })
         .collect();
-    serde_json::to_vec(&json!({"eventSource": "aws:kafka", "records": {"tweets-0": recs}})).expect("json")
+    encode_event(&records, Origin::default())
 }
 
 fn bench(c: &mut Criterion) {
@@ -50,7 +57,15 @@ fn bench(c: &mut Criterion) {
             |bytes| {
                 let (_, records) = decode_event(&bytes).expect("decodes");
                 let mut windows = HashMap::new();
-                let out = transform(&model, &quality, records, &PerPartition::default(), &PerPartition::default(), &mut windows, Utc::now());
+                let out = transform(
+                    &model,
+                    &quality,
+                    records,
+                    &PerPartition::default(),
+                    &PerPartition::default(),
+                    &mut windows,
+                    Utc::now(),
+                );
                 assert_eq!(out.rows.len(), n);
                 tweets::batch(&out.rows, &Stamp { now: Utc::now(), model_version: model.version() }).expect("batch")
             },

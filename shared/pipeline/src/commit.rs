@@ -29,10 +29,10 @@ use crate::dedup::{self, DedupConfig, SeenIds};
 use crate::error::Error;
 use crate::offsets::{Coverage, PerPartition, TopicPartition};
 use crate::sink::DeltaSink;
+use crate::tables::Stamp;
 use crate::tables::aggregates::{self, AggregateRow};
 use crate::tables::quarantine::{self, QuarantineRow};
 use crate::tables::tweets::{self, TweetRow};
-use crate::tables::Stamp;
 use chrono::{DateTime, Utc};
 use deltalake::arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
@@ -258,9 +258,9 @@ impl Tables {
         }
         // 3. Rows whose offsets the aggregates already cover (an aggregates table ahead of the tweets)
         // are not counted again.
-        let counted = rows.iter().filter(|r| {
-            held.aggregates.lookup(&r.kafka_topic, r.kafka_partition).is_none_or(|c| !c.contains(r.kafka_offset))
-        });
+        let counted = rows
+            .iter()
+            .filter(|r| held.aggregates.lookup(&r.kafka_topic, r.kafka_partition).is_none_or(|c| !c.contains(r.kafka_offset)));
         let mut by_partition: HashMap<TopicPartition, Vec<(AggregateKey, Partial)>> = HashMap::new();
         for part in partials(counted) {
             by_partition.entry(TopicPartition::new(part.0.kafka_topic.clone(), part.0.kafka_partition)).or_default().push(part);

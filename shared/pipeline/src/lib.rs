@@ -21,7 +21,7 @@ pub mod sink;
 pub mod tables;
 
 pub use config::{MaintenanceConfig, ProcessConfig};
-/// The Kafka message contract, shared with the ingest side.
-pub use tweetlake_contract::envelope;
 pub use error::Error;
 pub use process::{BatchSummary, Processor};
+/// The Kafka message contract, shared with the ingest side.
+pub use tweetlake_contract::envelope;

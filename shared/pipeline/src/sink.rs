@@ -10,6 +10,7 @@
 //! their commits instead of losing one.
 
 use crate::error::Error;
+use crate::offsets::{Coverage, PerPartition, TopicPartition};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
@@ -19,7 +20,6 @@ use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path, TableProperty};
-use crate::offsets::{Coverage, PerPartition, TopicPartition};
 use std::collections::HashMap;
 
 /// Application-transaction id of one Kafka topic-partition; its version is the last offset covered.
@@ -138,11 +138,7 @@ impl DeltaSink {
     /// the new version. Each batch is flushed to its own files before the next is written, so a caller
     /// that splits rows by partition value (see `tables::partition_chunks`) bounds how many Parquet
     /// writers are open at once, whatever the number of partitions a commit touches.
-    pub async fn append(
-        &mut self,
-        batches: Vec<RecordBatch>,
-        coverage: &PerPartition<Coverage>,
-    ) -> Result<i64, Error> {
+    pub async fn append(&mut self, batches: Vec<RecordBatch>, coverage: &PerPartition<Coverage>) -> Result<i64, Error> {
         let err = |e| Error::delta(&self.uri, e);
         let now = Some(chrono::Utc::now().timestamp_millis());
         let mut txns = Vec::with_capacity(coverage.len() * 2);

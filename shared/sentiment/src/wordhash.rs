@@ -55,4 +55,3 @@ pub fn hash_token(word: &str) -> u64 {
     }
     h.hash
 }
-
