@@ -8,4 +8,4 @@ pub mod failure;
 pub mod settings;
 
 pub use failure::Failure;
-pub use settings::{SettingError, parse_setting};
+pub use settings::{Overrides, SettingError, parse_setting, vars};

@@ -9,7 +9,7 @@ use crate::stream::StreamSettings;
 use crate::xapi::BearerToken;
 use std::path::PathBuf;
 use std::time::Duration;
-use tweetlake_contract::parse_setting;
+use tweetlake_contract::{parse_setting, vars};
 
 /// What the run collects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,29 +117,29 @@ impl IngestConfig {
             max_chars: parse_setting(&get, "TWEETLAKE_RULE_MAX_CHARS", 512usize, |v| (1..=4096).contains(v), "1 to 4096")?,
             max_rules: parse_setting(&get, "TWEETLAKE_MAX_RULES", 25usize, |v| *v >= 1, "a positive count")?,
         };
-        let (rules_text, var) = match (get("TWEETLAKE_RULES").filter(|v| !v.trim().is_empty()), set("TWEETLAKE_RULES_FILE")) {
+        let (rules_text, var) = match (get(vars::RULES).filter(|v| !v.trim().is_empty()), set(vars::RULES_FILE)) {
             (Some(_), Some(_)) => {
                 return Err(Error::Config {
-                    var: "TWEETLAKE_RULES_FILE",
+                    var: vars::RULES_FILE,
                     message: "set either TWEETLAKE_RULES or TWEETLAKE_RULES_FILE, not both".into(),
                 });
             }
-            (Some(t), None) => (t, "TWEETLAKE_RULES"),
+            (Some(t), None) => (t, vars::RULES),
             (None, Some(f)) => {
                 let t = std::fs::read_to_string(&f)
-                    .map_err(|e| Error::Config { var: "TWEETLAKE_RULES_FILE", message: format!("{f}: {e}") })?;
-                (t, "TWEETLAKE_RULES_FILE")
+                    .map_err(|e| Error::Config { var: vars::RULES_FILE, message: format!("{f}: {e}") })?;
+                (t, vars::RULES_FILE)
             }
             (None, None) => {
                 return Err(Error::Config {
-                    var: "TWEETLAKE_RULES",
+                    var: vars::RULES,
                     message: "not set; give `tag: query` lines or a JSON array (or TWEETLAKE_RULES_FILE)".into(),
                 });
             }
         };
         let rules = parse_rules(&rules_text, limits).map_err(|e| Error::Config { var, message: e.to_string() })?;
-        let mode: Mode = parse_setting(&get, "TWEETLAKE_INGEST_MODE", Mode::RecentSearch, |_| true, "a mode")?;
-        let source = match set("TWEETLAKE_REPLAY_PATH") {
+        let mode: Mode = parse_setting(&get, vars::INGEST_MODE, Mode::RecentSearch, |_| true, "a mode")?;
+        let source = match set(vars::REPLAY_PATH) {
             Some(p) => SourceConfig::Replay(PathBuf::from(p)),
             None => {
                 let base_url = set("TWEETLAKE_X_API_URL").unwrap_or_else(|| "https://api.x.com".into());
@@ -149,8 +149,8 @@ impl IngestConfig {
                         message: format!("{base_url:?} is not an http(s) URL"),
                     });
                 }
-                let token = match (get("TWEETLAKE_X_BEARER_TOKEN"), set("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")) {
-                    (Some(t), None) => TokenSource::Value(BearerToken::new(t, "TWEETLAKE_X_BEARER_TOKEN")?),
+                let token = match (get(vars::X_BEARER_TOKEN), set("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")) {
+                    (Some(t), None) => TokenSource::Value(BearerToken::new(t, vars::X_BEARER_TOKEN)?),
                     (None, Some(arn)) => TokenSource::Secret(arn),
                     (Some(_), Some(_)) => {
                         return Err(Error::Config {
@@ -160,7 +160,7 @@ impl IngestConfig {
                     }
                     (None, None) => {
                         return Err(Error::Config {
-                            var: "TWEETLAKE_X_BEARER_TOKEN",
+                            var: vars::X_BEARER_TOKEN,
                             message: "not set; give the token, TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN, or TWEETLAKE_REPLAY_PATH for recorded responses".into(),
                         });
                     }
@@ -168,7 +168,7 @@ impl IngestConfig {
                 SourceConfig::Api { base_url, token }
             }
         };
-        let bootstrap = match (set("TWEETLAKE_KAFKA_BOOTSTRAP"), set("TWEETLAKE_MSK_CLUSTER_ARN")) {
+        let bootstrap = match (set(vars::KAFKA_BOOTSTRAP), set("TWEETLAKE_MSK_CLUSTER_ARN")) {
             (Some(b), None) => Bootstrap::Servers(b),
             (None, Some(arn)) if arn.starts_with("arn:") => Bootstrap::MskCluster(arn),
             (None, Some(arn)) => {
@@ -182,7 +182,7 @@ impl IngestConfig {
             }
             (None, None) => {
                 return Err(Error::Config {
-                    var: "TWEETLAKE_KAFKA_BOOTSTRAP",
+                    var: vars::KAFKA_BOOTSTRAP,
                     message: "not set; give host:port[,…] or TWEETLAKE_MSK_CLUSTER_ARN".into(),
                 });
             }
@@ -233,10 +233,10 @@ impl IngestConfig {
                 )?,
             }),
         };
-        let watermark_uri = set("TWEETLAKE_WATERMARK_URI");
+        let watermark_uri = set(vars::WATERMARK_URI);
         if mode == Mode::RecentSearch && watermark_uri.is_none() {
             return Err(Error::Config {
-                var: "TWEETLAKE_WATERMARK_URI",
+                var: vars::WATERMARK_URI,
                 message: "required in recent_search mode: s3://bucket/key or a local file".into(),
             });
         }
@@ -245,7 +245,7 @@ impl IngestConfig {
             && !u.starts_with("s3://")
         {
             return Err(Error::Config {
-                var: "TWEETLAKE_WATERMARK_URI",
+                var: vars::WATERMARK_URI,
                 message: format!("{u:?}: only s3://bucket/key or a local path"),
             });
         }
@@ -257,7 +257,7 @@ impl IngestConfig {
             auth,
             scram_secret_arn,
             ca_file,
-            topic: set("TWEETLAKE_TOPIC").unwrap_or_else(|| "tweets".into()),
+            topic: set(vars::TOPIC).unwrap_or_else(|| "tweets".into()),
             create_topic,
             compression,
             message_timeout: Duration::from_millis(parse_setting(

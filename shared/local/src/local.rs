@@ -79,14 +79,13 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
 
     // 2. Process: the emulator delivers the topic to the process function from where the table is.
     let pcfg = tweetlake::ProcessConfig::from_lookup(lookup.clone())?;
-    let (tweets_uri, quarantine_uri, storage) =
-        (pcfg.table_uri.clone(), pcfg.quarantine_uri.clone(), pcfg.storage_options.clone());
+    let tables = pcfg.tables.clone();
     let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
     let stop_flag = Arc::clone(&stop);
     let progress = deliver(opts.esm.clone(), None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
 
     // 3. What landed, and the report.
-    let data = crate::report::read(&tweets_uri, &quarantine_uri, &storage).await?;
+    let data = crate::report::read(&tables).await?;
     if let Some(dir) = opts.report.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

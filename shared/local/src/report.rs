@@ -5,8 +5,9 @@
 
 use crate::query::{rows, session};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use tweetlake::config::TableLocations;
 
 /// What the report shows, as read from the tables.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -26,8 +27,8 @@ pub struct ReportData {
 }
 
 /// Reads the figures from the tweets and quarantine tables.
-pub async fn read(tweets_uri: &str, quarantine_uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<ReportData> {
-    let ctx = session(&[("tweets", tweets_uri), ("quarantine", quarantine_uri)], storage).await?;
+pub async fn read(tables: &TableLocations) -> anyhow::Result<ReportData> {
+    let ctx = session(&tables.named()[..2], &tables.storage_options).await?;
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let mut d = ReportData {

@@ -170,13 +170,14 @@ async fn check_gap(
 impl Tables {
     /// Opens (or creates) the three tables `cfg` names.
     pub async fn open(cfg: &ProcessConfig) -> Result<Self, Error> {
+        let at = &cfg.tables;
         let open = |uri, schema, partitions| {
-            DeltaSink::open(uri, schema, partitions, cfg.checkpoint_interval, cfg.commit_retries, &cfg.storage_options)
+            DeltaSink::open(uri, schema, partitions, cfg.checkpoint_interval, cfg.commit_retries, &at.storage_options)
         };
         Ok(Self {
-            tweets: open(&cfg.table_uri, &tweets::SCHEMA, tweets::PARTITIONS).await?,
-            quarantine: open(&cfg.quarantine_uri, &quarantine::SCHEMA, quarantine::PARTITIONS).await?,
-            aggregates: open(&cfg.aggregates_uri, &aggregates::SCHEMA, aggregates::PARTITIONS).await?,
+            tweets: open(&at.tweets, &tweets::SCHEMA, tweets::PARTITIONS).await?,
+            quarantine: open(&at.quarantine, &quarantine::SCHEMA, quarantine::PARTITIONS).await?,
+            aggregates: open(&at.aggregates, &aggregates::SCHEMA, aggregates::PARTITIONS).await?,
         })
     }
 

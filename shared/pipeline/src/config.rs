@@ -11,16 +11,29 @@ use std::path::PathBuf;
 const AWS_VARS: &[&str] =
     &["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ALLOW_HTTP"];
 
+/// Where the three tables live and how to reach them: one reading of the settings shared by the
+/// process and maintenance functions, the report and queries.
+#[derive(Clone, Debug)]
+pub struct TableLocations {
+    /// `TWEETLAKE_TABLE_URI`: the tweets table (`s3://bucket/prefix` or a local path).
+    pub tweets: String,
+    /// `TWEETLAKE_QUARANTINE_URI`: the quarantine table.
+    pub quarantine: String,
+    /// `TWEETLAKE_AGGREGATES_URI`: the windowed sentiment aggregates table; default: the tweets table's
+    /// URI with `_aggregates` appended.
+    pub aggregates: String,
+    /// Object-store options: the standard `AWS_*` variables that are set, plus `max_retries`
+    /// (`TWEETLAKE_S3_MAX_RETRIES`), `retry_timeout` (`TWEETLAKE_S3_RETRY_TIMEOUT_SECS`) and the
+    /// per-request `timeout` / `connect_timeout` (`TWEETLAKE_S3_TIMEOUT_SECS`), which together bound how
+    /// long an unreachable or stalled S3 can hold an invocation before it fails as retryable.
+    pub storage_options: HashMap<String, String>,
+}
+
 /// Everything the process function can be told; see the README's configuration table.
 #[derive(Clone, Debug)]
 pub struct ProcessConfig {
-    /// `TWEETLAKE_TABLE_URI`: the tweets table (`s3://bucket/prefix` or a local path).
-    pub table_uri: String,
-    /// `TWEETLAKE_QUARANTINE_URI`: the quarantine table.
-    pub quarantine_uri: String,
-    /// `TWEETLAKE_AGGREGATES_URI`: the windowed sentiment aggregates table; default: the tweets table's
-    /// URI with `_aggregates` appended.
-    pub aggregates_uri: String,
+    /// The tables.
+    pub tables: TableLocations,
     /// `TWEETLAKE_MODEL_PATH`: a model file to use instead of the embedded one.
     pub model_path: Option<PathBuf>,
     /// `TWEETLAKE_NEUTRAL_BAND`: override of the model's neutral band, in [0, 0.5).
@@ -37,14 +50,9 @@ pub struct ProcessConfig {
     /// offsets before it, before they are taken as offsets that do not exist. Longer than the function
     /// timeout, so an overlapping invocation still in flight always finishes first.
     pub offset_gap_grace_secs: i64,
-    /// Object-store options: the standard `AWS_*` variables that are set, plus `max_retries`
-    /// (`TWEETLAKE_S3_MAX_RETRIES`), `retry_timeout` (`TWEETLAKE_S3_RETRY_TIMEOUT_SECS`) and the
-    /// per-request `timeout` / `connect_timeout` (`TWEETLAKE_S3_TIMEOUT_SECS`), which together bound how
-    /// long an unreachable or stalled S3 can hold an invocation before it fails as retryable.
-    pub storage_options: HashMap<String, String>,
 }
 
-pub use tweetlake_contract::parse_setting;
+pub use tweetlake_contract::{parse_setting, vars};
 
 fn required_uri(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<String, Error> {
     let v = get(var)
@@ -57,44 +65,66 @@ fn required_uri(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Res
     Ok(v)
 }
 
+impl TableLocations {
+    /// Reads and validates the locations through `get`: three distinct tables, and the storage options.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let tweets = required_uri(&get, vars::TABLE_URI)?;
+        let quarantine = required_uri(&get, vars::QUARANTINE_URI)?;
+        if quarantine == tweets {
+            return Err(Error::Config { var: vars::QUARANTINE_URI, message: format!("must differ from {}", vars::TABLE_URI) });
+        }
+        let aggregates = match get(vars::AGGREGATES_URI).filter(|v| !v.trim().is_empty()) {
+            Some(_) => required_uri(&get, vars::AGGREGATES_URI)?,
+            None => format!("{}_aggregates", tweets.trim_end_matches('/')),
+        };
+        if aggregates == tweets || aggregates == quarantine {
+            return Err(Error::Config {
+                var: vars::AGGREGATES_URI,
+                message: format!("must differ from {} and {}", vars::TABLE_URI, vars::QUARANTINE_URI),
+            });
+        }
+        let mut storage_options: HashMap<String, String> =
+            AWS_VARS.iter().filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v))).collect();
+        let retries: usize = parse_setting(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
+        let timeout: u64 =
+            parse_setting(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
+        // The client's own default holds a stalled request 30 s whatever the retry budget says.
+        let request: u64 = parse_setting(&get, "TWEETLAKE_S3_TIMEOUT_SECS", 30, |v| *v > 0, "a positive number of seconds")?;
+        storage_options.insert("max_retries".into(), retries.to_string());
+        storage_options.insert("retry_timeout".into(), format!("{timeout}s"));
+        storage_options.insert("timeout".into(), format!("{request}s"));
+        storage_options.insert("connect_timeout".into(), format!("{}s", request.min(5)));
+        Ok(Self { tweets, quarantine, aggregates, storage_options })
+    }
+}
+
+impl TableLocations {
+    /// Each table under the name the Glue catalog gives it (`tweets`, `quarantine`, `aggregates`).
+    pub fn named(&self) -> [(&'static str, &str); 3] {
+        [("tweets", &self.tweets), ("quarantine", &self.quarantine), ("aggregates", &self.aggregates)]
+    }
+}
+
+/// `TWEETLAKE_COMMIT_RETRIES`, read by both functions that commit.
+fn commit_retries(get: &impl Fn(&str) -> Option<String>) -> Result<usize, Error> {
+    Ok(parse_setting(get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?)
+}
+
 impl ProcessConfig {
     /// Reads and validates the settings through `get` (the process environment in the Lambda).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let table_uri = required_uri(&get, "TWEETLAKE_TABLE_URI")?;
-        let quarantine_uri = required_uri(&get, "TWEETLAKE_QUARANTINE_URI")?;
-        if quarantine_uri == table_uri {
-            return Err(Error::Config {
-                var: "TWEETLAKE_QUARANTINE_URI",
-                message: "must differ from TWEETLAKE_TABLE_URI".into(),
-            });
-        }
-        let aggregates_uri = match get("TWEETLAKE_AGGREGATES_URI").filter(|v| !v.trim().is_empty()) {
-            Some(_) => required_uri(&get, "TWEETLAKE_AGGREGATES_URI")?,
-            None => format!("{}_aggregates", table_uri.trim_end_matches('/')),
-        };
-        if aggregates_uri == table_uri || aggregates_uri == quarantine_uri {
-            return Err(Error::Config {
-                var: "TWEETLAKE_AGGREGATES_URI",
-                message: "must differ from TWEETLAKE_TABLE_URI and TWEETLAKE_QUARANTINE_URI".into(),
-            });
-        }
+        let tables = TableLocations::from_lookup(&get)?;
         let d = DedupConfig::default();
         let q = QualityConfig::default();
-        let band = get("TWEETLAKE_NEUTRAL_BAND").filter(|v| !v.trim().is_empty());
+        let band = get(vars::NEUTRAL_BAND).filter(|v| !v.trim().is_empty());
         Ok(Self {
-            table_uri,
-            quarantine_uri,
-            aggregates_uri,
-            model_path: get("TWEETLAKE_MODEL_PATH").filter(|v| !v.trim().is_empty()).map(PathBuf::from),
+            tables,
+            model_path: get(vars::MODEL_PATH).filter(|v| !v.trim().is_empty()).map(PathBuf::from),
             neutral_band: match band {
                 None => None,
-                Some(_) => Some(parse_setting(
-                    &get,
-                    "TWEETLAKE_NEUTRAL_BAND",
-                    0.0f32,
-                    |b| (0.0..0.5).contains(b),
-                    "a number in [0, 0.5)",
-                )?),
+                Some(_) => {
+                    Some(parse_setting(&get, vars::NEUTRAL_BAND, 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
+                }
             },
             dedup: DedupConfig {
                 window_ms: parse_setting(
@@ -130,7 +160,7 @@ impl ProcessConfig {
                 )?,
             },
             checkpoint_interval: parse_setting(&get, "TWEETLAKE_CHECKPOINT_INTERVAL", 10, |v| *v > 0, "a positive count")?,
-            commit_retries: parse_setting(&get, "TWEETLAKE_COMMIT_RETRIES", 25, |v| *v > 0, "a positive count")?,
+            commit_retries: commit_retries(&get)?,
             offset_gap_grace_secs: parse_setting(
                 &get,
                 "TWEETLAKE_OFFSET_GAP_GRACE_SECS",
@@ -138,21 +168,6 @@ impl ProcessConfig {
                 |v| *v >= 0,
                 "a non-negative number of seconds",
             )?,
-            storage_options: {
-                let mut o: HashMap<String, String> =
-                    AWS_VARS.iter().filter_map(|k| get(k).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v))).collect();
-                let retries: usize = parse_setting(&get, "TWEETLAKE_S3_MAX_RETRIES", 10, |_| true, "a count")?;
-                let timeout: u64 =
-                    parse_setting(&get, "TWEETLAKE_S3_RETRY_TIMEOUT_SECS", 60, |v| *v > 0, "a positive number of seconds")?;
-                // The client's own default holds a stalled request 30 s whatever the retry budget says.
-                let request: u64 =
-                    parse_setting(&get, "TWEETLAKE_S3_TIMEOUT_SECS", 30, |v| *v > 0, "a positive number of seconds")?;
-                o.insert("max_retries".into(), retries.to_string());
-                o.insert("retry_timeout".into(), format!("{timeout}s"));
-                o.insert("timeout".into(), format!("{request}s"));
-                o.insert("connect_timeout".into(), format!("{}s", request.min(5)));
-                o
-            },
         })
     }
 
@@ -167,7 +182,9 @@ impl ProcessConfig {
 #[derive(Clone, Debug)]
 pub struct MaintenanceConfig {
     /// The three tables and object-store options, read like the process function's.
-    pub tables: ProcessConfig,
+    pub tables: TableLocations,
+    /// `TWEETLAKE_COMMIT_RETRIES`, as the process function reads it.
+    pub commit_retries: usize,
     /// `TWEETLAKE_OPTIMIZE_TARGET_MB`: compaction's target file size.
     pub target_file_mb: u64,
     /// `TWEETLAKE_VACUUM_RETENTION_HOURS`: files removed from the table longer ago than this are deleted.
@@ -191,7 +208,8 @@ impl MaintenanceConfig {
                 |v| *v >= 1,
                 "at least 1 day",
             )?,
-            tables: ProcessConfig::from_lookup(get)?,
+            commit_retries: commit_retries(&get)?,
+            tables: TableLocations::from_lookup(get)?,
         })
     }
 
@@ -223,7 +241,7 @@ mod tests {
         assert!(err.contains("TWEETLAKE_NEUTRAL_BAND"), "{err}");
         let err = cfg(&[base[0], ("TWEETLAKE_QUARANTINE_URI", "gs://x")]).unwrap_err().to_string();
         assert!(err.contains("TWEETLAKE_QUARANTINE_URI"), "{err}");
-        assert_eq!(cfg(&base).unwrap().aggregates_uri, "s3://b/tweets_aggregates");
+        assert_eq!(cfg(&base).unwrap().tables.aggregates, "s3://b/tweets_aggregates");
         let err = cfg(&[base[0], base[1], ("TWEETLAKE_AGGREGATES_URI", "s3://b/q")]).unwrap_err().to_string();
         assert!(err.contains("TWEETLAKE_AGGREGATES_URI"), "{err}");
     }

@@ -68,7 +68,7 @@ impl Clock for At {
 pub async fn run(cfg: &MaintenanceConfig, now: DateTime<Utc>) -> Result<MaintenanceReport, Error> {
     let t = &cfg.tables;
     let mut report = MaintenanceReport::default();
-    for (uri, is_quarantine) in [(&t.table_uri, false), (&t.aggregates_uri, false), (&t.quarantine_uri, true)] {
+    for (uri, is_quarantine) in [(&t.tweets, false), (&t.aggregates, false), (&t.quarantine, true)] {
         report.tables.push(maintain(cfg, uri, is_quarantine, now).await.map_err(|e| Error::delta(uri, e))?);
     }
     Ok(report)
@@ -92,7 +92,7 @@ async fn maintain(
     }
     r.exists = true;
     r.files_before = active_files(&table)?;
-    let retries = || CommitProperties::default().with_max_retries(cfg.tables.commit_retries);
+    let retries = || CommitProperties::default().with_max_retries(cfg.commit_retries);
 
     if is_quarantine {
         // Whole old partitions: a metadata-only delete that never matches today's appends.

@@ -1,0 +1,206 @@
+//! The model commands: train, evaluate and score the sentiment model.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use tweetlake_contract::vars;
+use tweetlake_sentiment::eval::{evaluate, read_manual_test};
+use tweetlake_sentiment::train::{TrainConfig, Trainer, train};
+use tweetlake_sentiment::{FeatureConfig, Model};
+
+/// Commands on the sentiment model.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train the sentiment model on Sentiment140-style `label,text` CSV files.
+    Train(TrainArgs),
+    /// Evaluate a model on the Sentiment140 manual test set (6-column CSV).
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The human-labelled test CSV.
+        #[arg(long, default_value = "tests/data/testdata.manual.2009.06.14.csv")]
+        test: PathBuf,
+    },
+    /// Score one text per stdin line; write one JSON line `{"label","score"}` per input.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+/// Which model, and its neutral band.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Model file.
+    #[arg(long, env = vars::MODEL_PATH, default_value = "models/sentiment.twlk")]
+    model: PathBuf,
+    /// Override the model's neutral band (probabilities within 0.5 ± band are neutral).
+    #[arg(long, env = vars::NEUTRAL_BAND)]
+    neutral_band: Option<f32>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Model> {
+        let model = Model::load(&self.model).with_context(|| format!("loading the model (--model {})", self.model.display()))?;
+        Ok(match self.neutral_band {
+            Some(b) if !(0.0..0.5).contains(&b) => bail!("--neutral-band {b} must be in [0, 0.5)"),
+            Some(b) => model.with_neutral_band(b),
+            None => model,
+        })
+    }
+}
+
+/// Runs a model command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(a) => run_train(a),
+        Command::Eval { model, test } => run_eval(&model, &test),
+        Command::Score { model } => run_score(&model),
+    }
+}
+
+fn run_eval(model: &ModelArgs, test: &Path) -> Result<()> {
+    let model = model.load()?;
+    let rows = read_manual_test(test).with_context(|| format!("reading --test {}", test.display()))?;
+    let e = evaluate(&model, &rows);
+    println!("{}", serde_json::json!({ "model": model.version(), "manual_test": e }));
+    Ok(())
+}
+
+fn run_score(model: &ModelArgs) -> Result<()> {
+    let model = model.load()?;
+    let mut scorer = model.scorer();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for line in std::io::stdin().lock().lines() {
+        let p = scorer.predict(&line.context("reading stdin")?);
+        writeln!(out, "{}", serde_json::to_string(&p)?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Flags of `tweetlake train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Folder of `label,text` CSV files (0 = negative, 1 or 4 = positive), read in numeric order.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the model file.
+    #[arg(long, default_value = "models/sentiment.twlk")]
+    out: PathBuf,
+    /// Where to write the JSON training report (default: beside the model, `.report.json`).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// The manual test CSV to evaluate on after training.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Model name (the first part of its version string).
+    #[arg(long, default_value = "s140-lr")]
+    name: String,
+    /// log2 of the number of hash buckets.
+    #[arg(long, default_value_t = 20)]
+    hash_bits: u32,
+    /// Leave out word bigrams.
+    #[arg(long)]
+    no_bigrams: bool,
+    /// Leave out negation marking.
+    #[arg(long)]
+    no_negation: bool,
+    /// Add character n-grams, e.g. `3,5`.
+    #[arg(long, value_delimiter = ',')]
+    char_ngrams: Option<Vec<usize>>,
+    /// L2 penalty.
+    #[arg(long, default_value_t = 1e-6)]
+    l2: f64,
+    /// Maximum optimiser iterations.
+    #[arg(long, default_value_t = 300)]
+    max_iters: u64,
+    /// Share of rows held out for validation.
+    #[arg(long, default_value_t = 0.02)]
+    validation: f64,
+    /// Shuffle seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Read at most this many rows.
+    #[arg(long)]
+    max_rows: Option<usize>,
+    /// Neutral band stored in the model.
+    #[arg(long, default_value_t = 0.15)]
+    neutral_band: f32,
+    /// Logit added per net emoticon (0 disables the emoticon prior).
+    #[arg(long, default_value_t = 2.0)]
+    emoticon_logit: f32,
+    /// Leave out the VADER lexicon expert (its calibrated score is otherwise added to the logit).
+    #[arg(long)]
+    no_lexicon: bool,
+    /// Do not scale features by naive-Bayes log-count ratios before fitting (the NBSVM-style prior).
+    #[arg(long)]
+    no_nb_scaling: bool,
+    /// Drop training rows whose label a first fit gives a probability below this, then refit.
+    #[arg(long)]
+    noise_filter: Option<f64>,
+    /// Optimiser: `lbfgs` (sparse, all buckets) or `linfa` (dense, selected buckets and rows).
+    #[arg(long, default_value = "lbfgs", value_parser = ["lbfgs", "linfa"])]
+    trainer: String,
+    /// With `--trainer linfa`: number of buckets kept.
+    #[arg(long, default_value_t = 2000)]
+    linfa_features: usize,
+    /// With `--trainer linfa`: number of rows kept.
+    #[arg(long, default_value_t = 100_000)]
+    linfa_rows: usize,
+    /// Hide progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    if a.char_ngrams.as_ref().is_some_and(|v| v.len() != 2 || v[0] == 0 || v[0] > v[1]) {
+        bail!("--char-ngrams takes MIN,MAX with 1 <= MIN <= MAX");
+    }
+    let features = FeatureConfig {
+        hash_bits: a.hash_bits,
+        bigrams: !a.no_bigrams,
+        negation: !a.no_negation,
+        char_ngrams: a.char_ngrams.map(|v| [v[0], v[1]]),
+        sublinear_tf: true,
+        emoticons: a.emoticon_logit != 0.0,
+        lexicon: !a.no_lexicon,
+    };
+    if !(8..=26).contains(&a.hash_bits) {
+        bail!("--hash-bits {} must be in 8..=26", a.hash_bits);
+    }
+    let trainer = match a.trainer.as_str() {
+        "linfa" => Trainer::Linfa { features: a.linfa_features, rows: a.linfa_rows },
+        _ => Trainer::Lbfgs,
+    };
+    let cfg = TrainConfig {
+        name: a.name,
+        features,
+        l2: a.l2,
+        max_iters: a.max_iters,
+        validation_fraction: a.validation,
+        seed: a.seed,
+        max_rows: a.max_rows,
+        neutral_band: a.neutral_band,
+        emoticon_logit: a.emoticon_logit,
+        nb_scaling: !a.no_nb_scaling,
+        noise_filter: a.noise_filter,
+        trainer,
+    };
+    let manual = match &a.test {
+        Some(p) => Some(read_manual_test(p).with_context(|| format!("reading --test {}", p.display()))?),
+        None => None,
+    };
+    let (model, report) = train(&a.data, &cfg, manual.as_deref(), !a.quiet)?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    model.save(&a.out)?;
+    let report_path = a.report.unwrap_or_else(|| a.out.with_extension("report.json"));
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&report_path, &json).with_context(|| format!("writing {}", report_path.display()))?;
+    println!("{json}");
+    eprintln!("model {} written to {} ({} bytes)", model.version(), a.out.display(), std::fs::metadata(&a.out)?.len());
+    Ok(())
+}
