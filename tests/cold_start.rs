@@ -5,7 +5,7 @@
 //! function is timed. Two cases: tables that do not exist yet, and tables with 50 earlier commits.
 //! Median of 5 starts each.
 //!
-//! `cargo build --release -p tweetlake-process` (as deployed), then, with the stack up,
+//! `cargo build --release -p tweetlake-process-function` (as deployed), then, with the stack up,
 //! `cargo bench -p tweetlake-tests --bench cold_start`; TWEETLAKE_BENCH_PROCESS_BIN names another binary.
 
 use axum::Router;
@@ -49,7 +49,7 @@ async fn next(State(api): State<Api>) -> (HeaderMap, Vec<u8>) {
     h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
     h.insert(
         "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:000000000000:function:tweetlake-process".parse().unwrap(),
+        "arn:aws:lambda:us-east-1:000000000000:function:tweetlake-process-function".parse().unwrap(),
     );
     (h, api.event.to_vec())
 }
@@ -60,7 +60,7 @@ async fn finished(State(api): State<Api>, Path((_id, kind)): Path<(String, Strin
 }
 
 fn binary() -> PathBuf {
-    tweetlake_tests::optimised_binary("TWEETLAKE_BENCH_PROCESS_BIN", "tweetlake-process")
+    tweetlake_tests::optimised_binary("TWEETLAKE_BENCH_PROCESS_BIN", "tweetlake-process-function")
 }
 
 /// One cold start on `tables`: (seconds to ready, seconds to the committed first batch).
@@ -76,13 +76,13 @@ async fn start_once(tables: &Tables, ev: Arc<Vec<u8>>) -> (f64, f64) {
     let started = Instant::now();
     let mut child = std::process::Command::new(binary())
         .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "tweetlake-process")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "tweetlake-process-function")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
         .envs(tables.env())
         .stdout(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (build it: cargo build --release -p tweetlake-process)", binary().display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (build it: cargo build --release -p tweetlake-process-function)", binary().display()));
     let (ready, done) = loop {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the function exited ({status}) before answering");

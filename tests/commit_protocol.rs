@@ -58,7 +58,7 @@ fn records(plan: &Plan) -> Vec<Rec> {
 }
 
 /// One invocation: retryable failures and kills leave the batch for a later redelivery.
-async fn invoke(p: &tweetlake::Processor, ev: Vec<u8>, kill_ms: Option<u64>) {
+async fn invoke(p: &tweetlake_pipeline::Processor, ev: Vec<u8>, kill_ms: Option<u64>) {
     let run = p.process_event(ev);
     let result = match kill_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), run).await {

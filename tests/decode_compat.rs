@@ -1,9 +1,9 @@
 //! Why the process function decodes Kafka events with its own types: the three defects of
-//! `aws_lambda_events` 1.2.1's `KafkaRecord`, each shown here next to `tweetlake::decode` handling the
+//! `aws_lambda_events` 1.2.1's `KafkaRecord`, each shown here next to `tweetlake_pipeline::decode` handling the
 //! same input. If a later aws_lambda_events fixes them, these tests say so and the switch back is cheap.
 
 use aws_lambda_events::event::kafka::KafkaEvent as AwsKafkaEvent;
-use tweetlake::decode::decode_event;
+use tweetlake_pipeline::decode::decode_event;
 
 fn event_with(record: &str) -> String {
     format!(r#"{{"eventSource":"aws:kafka","records":{{"t-0":[{record}]}}}}"#)

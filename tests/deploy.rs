@@ -45,7 +45,7 @@ fn cargo_lambda(args: &[&str]) -> std::process::Output {
 
 /// `e_machine` of an ELF executable: 0x3E x86-64, 0xB7 aarch64.
 /// The three functions' packages, in the template's order.
-const PACKAGES: [&str; 3] = ["tweetlake-ingest-function", "tweetlake-process", "tweetlake-maintenance"];
+const PACKAGES: [&str; 3] = ["tweetlake-ingest-function", "tweetlake-process-function", "tweetlake-maintenance-function"];
 
 /// Builds every function for Lambda once per test process; each test that needs a bootstrap waits here.
 fn build_functions() {
@@ -126,7 +126,7 @@ fn each_function_builds_for_release_and_packages_for_deploy_under_its_stack_name
 #[test]
 fn the_release_build_reports_a_failed_write_as_retryable_and_lives_on() {
     build_functions();
-    let bootstrap = target_dir().join("lambda/tweetlake-process/bootstrap");
+    let bootstrap = target_dir().join("lambda/tweetlake-process-function/bootstrap");
     let t = local_tables();
     let f = LocalLambda::start(bootstrap.to_str().unwrap(), &t.env());
     // The function creates the tables at start; then the tweets table's partition folder is made a file.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tweetlake::envelope::TweetMessage;
+use tweetlake_pipeline::envelope::TweetMessage;
 use tweetlake_ingest::clock::ManualClock;
 use tweetlake_ingest::kafka::headers;
 use tweetlake_ingest::watermark::{FileStore, WatermarkStore};

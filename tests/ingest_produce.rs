@@ -5,7 +5,7 @@
 //! TWEETLAKE_BENCH_TWEETS sets the run size (default 100,000).
 
 use std::time::Instant;
-use tweetlake::envelope::{IngestMeta, MatchingRule};
+use tweetlake_pipeline::envelope::{IngestMeta, MatchingRule};
 use tweetlake_ingest::collect::Collector;
 use tweetlake_ingest::kafka::KafkaProducer;
 use tweetlake_ingest::xapi::SearchPage;

@@ -164,12 +164,12 @@ on_both_backends!(checkpoints, checkpoint_every_ten_commits);
 
 /// Starts a processor on `t` whose S3 endpoint is 127.0.0.1:`port`, with one retry and `extra`
 /// settings; it must fail as retryable. Returns the error and how long the start took.
-async fn failed_start(t: &Tables, port: u16, extra: &[(&str, &str)]) -> (tweetlake::Error, std::time::Duration) {
+async fn failed_start(t: &Tables, port: u16, extra: &[(&str, &str)]) -> (tweetlake_pipeline::Error, std::time::Duration) {
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut settings = vec![("AWS_ENDPOINT_URL", endpoint.as_str()), ("TWEETLAKE_S3_MAX_RETRIES", "1")];
     settings.extend_from_slice(extra);
     let started = std::time::Instant::now();
-    let err = match tweetlake::Processor::new(test_config(t, &settings)).await {
+    let err = match tweetlake_pipeline::Processor::new(test_config(t, &settings)).await {
         Ok(_) => panic!("nothing serves S3 on port {port}"),
         Err(e) => e,
     };
@@ -226,7 +226,7 @@ async fn a_missing_bucket_is_named_as_such() {
         k if k.starts_with("AWS_") => std::env::var(k).ok(),
         _ => None,
     };
-    let err = match tweetlake::Processor::new(tweetlake::ProcessConfig::from_lookup(get).unwrap()).await {
+    let err = match tweetlake_pipeline::Processor::new(tweetlake_pipeline::ProcessConfig::from_lookup(get).unwrap()).await {
         Ok(_) => panic!("there is no such bucket"),
         Err(e) => e,
     };

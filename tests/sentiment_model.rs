@@ -32,7 +32,7 @@ fn committed_model_loads_quickly_and_matches_the_embedded_copy() {
     let m = committed();
     // Generous for an unoptimised test build on a shared machine; the bench binary measures the real figure.
     assert!(t.elapsed().as_millis() < 2_000, "load took {:?}", t.elapsed());
-    assert_eq!(Model::from_bytes(tweetlake::process::EMBEDDED_MODEL).unwrap().version(), m.version());
+    assert_eq!(Model::from_bytes(tweetlake_pipeline::process::EMBEDDED_MODEL).unwrap().version(), m.version());
     let mut s = m.scorer();
     assert_eq!(s.predict("I love this, what a wonderful day").label, Label::Positive);
     assert_eq!(s.predict("this is awful, I hate it").label, Label::Negative);

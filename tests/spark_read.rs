@@ -8,8 +8,8 @@
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use tweetlake::MaintenanceConfig;
-use tweetlake::tables::{aggregates, quarantine, tweets};
+use tweetlake_pipeline::MaintenanceConfig;
+use tweetlake_pipeline::tables::{aggregates, quarantine, tweets};
 use tweetlake_tests::recount::assert_partials_match_recount;
 use tweetlake_tests::*;
 
@@ -118,7 +118,7 @@ async fn spark_reads_our_tables_before_and_after_maintenance() {
     // Maintenance two hours on, so VACUUM (retention one hour) deletes what OPTIMIZE replaced.
     for t in [&local, &s3] {
         let cfg = MaintenanceConfig::from_lookup(t.lookup(&[("TWEETLAKE_VACUUM_RETENTION_HOURS", "1")])).unwrap();
-        let report = tweetlake::maintenance::run(&cfg, Utc::now() + Duration::hours(2)).await.expect("maintenance");
+        let report = tweetlake_pipeline::maintenance::run(&cfg, Utc::now() + Duration::hours(2)).await.expect("maintenance");
         let tweets = &report.tables[0];
         assert!(tweets.files_compacted >= 2 && tweets.files_vacuumed >= 2, "{tweets:?}");
     }

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tweetlake::config::TableLocations;
+use tweetlake_pipeline::config::TableLocations;
 use tweetlake_contract::{Overrides, vars};
 
 /// Commands that run the pipeline.
@@ -235,8 +235,8 @@ pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Process { events, tables } => run_process(events, tables).await,
         Command::Maintain { tables } => {
-            let cfg = tweetlake::MaintenanceConfig::from_lookup(tables.overrides().lookup())?;
-            let report = tweetlake::maintenance::run(&cfg, chrono::Utc::now()).await?;
+            let cfg = tweetlake_pipeline::MaintenanceConfig::from_lookup(tables.overrides().lookup())?;
+            let report = tweetlake_pipeline::maintenance::run(&cfg, chrono::Utc::now()).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -249,8 +249,8 @@ pub async fn run(command: Command) -> Result<()> {
         }
         Command::Local(a) => run_local(a).await,
         Command::Deliver(a) => {
-            let cfg = tweetlake::ProcessConfig::from_lookup(a.tables.overrides().lookup())?;
-            let processor = std::sync::Arc::new(tweetlake::Processor::new(cfg).await?);
+            let cfg = tweetlake_pipeline::ProcessConfig::from_lookup(a.tables.overrides().lookup())?;
+            let processor = std::sync::Arc::new(tweetlake_pipeline::Processor::new(cfg).await?);
             let (settings, bars) = (a.esm.settings(&a.group), a.esm.bars());
             let progress = tweetlake_local::esm::deliver(settings, a.partitions.as_deref(), processor, bars, &|| false).await?;
             println!("{}", serde_json::to_string(&progress)?);
@@ -294,8 +294,8 @@ pub async fn run(command: Command) -> Result<()> {
 }
 
 async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
-    let cfg = tweetlake::ProcessConfig::from_lookup(tables.overrides().lookup())?;
-    let processor = tweetlake::Processor::new(cfg).await?;
+    let cfg = tweetlake_pipeline::ProcessConfig::from_lookup(tables.overrides().lookup())?;
+    let processor = tweetlake_pipeline::Processor::new(cfg).await?;
     for path in events {
         let payload = std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?;
         let summary = processor.process_event(payload).await.map_err(|e| {

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tweetlake::decode::{Origin, RawRecord, encode_event};
-use tweetlake::{ProcessConfig, Processor};
+use tweetlake_pipeline::decode::{Origin, RawRecord, encode_event};
+use tweetlake_pipeline::{ProcessConfig, Processor};
 
 pub mod infra;
 pub mod kafka;
@@ -237,7 +237,7 @@ macro_rules! on_both_backends {
 
 /// Delivers `event` to `p` the way Lambda's event source mapping does: a retryable failure is tried
 /// again (after a short pause, at most `attempts` times); a non-retryable one fails the test.
-pub async fn deliver(p: &Processor, event: &[u8], attempts: usize) -> tweetlake::BatchSummary {
+pub async fn deliver(p: &Processor, event: &[u8], attempts: usize) -> tweetlake_pipeline::BatchSummary {
     for attempt in 1..=attempts {
         match p.process_event(event).await {
             Ok(s) => return s,

@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(e) => Err(e),
     };
     // Printed with its message (not its debug form) so the log line reads as the cause.
-    let ingest = Arc::new(ingest.inspect_err(|e| eprintln!("tweetlake-ingest cannot start: {e}"))?);
+    let ingest = Arc::new(ingest.inspect_err(|e| eprintln!("tweetlake-ingest-function cannot start: {e}"))?);
     tracing::info!("ingest function ready");
     // The scheduled event carries nothing the run needs; its deadline comes from the invocation.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

@@ -27,7 +27,7 @@ async fn cargo_lambda_invoke_with_the_scheduled_event() {
     ];
     let first = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-ingest"), &env);
+        let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-ingest-function"), &env);
         let first = f.invoke("scheduled-ingest.json");
         let second = f.invoke("scheduled-ingest.json");
         (first, second)
@@ -50,7 +50,7 @@ async fn cargo_lambda_invoke_with_the_scheduled_event() {
 
 #[test]
 fn a_bad_setting_fails_the_cold_start_naming_the_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake-ingest"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake-ingest-function"))
         .env_remove("TWEETLAKE_RULES")
         .env_remove("TWEETLAKE_RULES_FILE")
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1")
@@ -59,7 +59,7 @@ fn a_bad_setting_fails_the_cold_start_naming_the_variable() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("TWEETLAKE_RULES"), "{err}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake-ingest"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlake-ingest-function"))
         .env("TWEETLAKE_RULES", "bad: (unclosed")
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1")
         .output()

@@ -1,11 +1,11 @@
 //! Maintenance figures: N small batches (one small file each per table) → one maintenance run, on the
 //! local S3 endpoint and a local directory: files before and after, seconds for the run.
-//! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-maintenance --bench compaction`.
+//! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-maintenance-function --bench compaction`.
 
 use chrono::Utc;
 use std::time::Instant;
-use tweetlake::MaintenanceConfig;
-use tweetlake::maintenance::run;
+use tweetlake_pipeline::MaintenanceConfig;
+use tweetlake_pipeline::maintenance::run;
 use tweetlake_tests::*;
 
 #[global_allocator]

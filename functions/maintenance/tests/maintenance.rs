@@ -3,9 +3,9 @@
 //! reader sees every row exactly once. Then the function itself, invoked with the scheduled event.
 
 use chrono::{Duration, Utc};
-use tweetlake::MaintenanceConfig;
-use tweetlake::decode::decode_event;
-use tweetlake::maintenance::run;
+use tweetlake_pipeline::MaintenanceConfig;
+use tweetlake_pipeline::decode::decode_event;
+use tweetlake_pipeline::maintenance::run;
 use tweetlake_tests::lambda::LocalLambda;
 use tweetlake_tests::*;
 
@@ -77,7 +77,7 @@ fn scheduled_event_runs_maintenance_through_cargo_lambda() {
             p.process_event(event(&good_recs(0, b * 3, 3, 50_000 + b as u64 * 3))).await.unwrap();
         }
     });
-    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-maintenance"), &t.env());
+    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-maintenance-function"), &t.env());
     let report = f.invoke("scheduled-maintenance.json");
     assert_eq!(report["tables"][0]["files_before"], 5, "{report}");
     assert_eq!(report["tables"][0]["files_after"], 1, "{report}");

@@ -1,4 +1,4 @@
-//! The process Lambda: a Kafka batch in, a JSON summary out. All logic lives in the `tweetlake` crate.
+//! The process Lambda: a Kafka batch in, a JSON summary out. All logic lives in the `tweetlake-pipeline` crate.
 //!
 //! Settings are validated before the runtime starts, so a bad configuration fails the cold start with
 //! a message naming the variable instead of failing every invocation.
@@ -6,14 +6,14 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use tweetlake::{BatchSummary, Error, ProcessConfig, Processor};
+use tweetlake_pipeline::{BatchSummary, Error, ProcessConfig, Processor};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 // The pipeline allocates per record (strings, Arrow buffers); glibc's malloc and free were ~15 % of the
-// in-memory path's profile (`perf` on `cargo bench -p tweetlake --bench pipeline`), mimalloc's are cheaper.
+// in-memory path's profile (`perf` on `cargo bench -p tweetlake-pipeline --bench pipeline`), mimalloc's are cheaper.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -24,7 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(cfg) => Processor::new(cfg).await,
         Err(e) => Err(e),
     };
-    let processor = Arc::new(tweetlake::error::or_exit(started, "tweetlake-process"));
+    let processor = Arc::new(tweetlake_pipeline::error::or_exit(started, "tweetlake-process-function"));
     tracing::info!(model = processor.model_version(), "process function ready");
     // The payload stays raw JSON text: the library parses it straight into records (cheaper than a
     // `Value` tree) and reports a malformed event as its own typed, non-retryable error.
@@ -32,7 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let p = Arc::clone(&processor);
         async move {
             let summary = p.process_event(event.payload.get()).await?;
-            for line in tweetlake::metrics::batch_lines(&summary, now_ms()) {
+            for line in tweetlake_pipeline::metrics::batch_lines(&summary, now_ms()) {
                 println!("{line}");
             }
             Ok::<BatchSummary, Error>(summary)

@@ -39,7 +39,7 @@ async fn emulator_invokes_the_function_through_cargo_lambda_watch_and_resumes_fr
         let env: Vec<(&'static str, String)> = t.env().iter().map(|(k, v)| (*k, v.to_string())).collect();
         move || {
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process"), &env)
+            LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process-function"), &env)
         }
     })
     .await

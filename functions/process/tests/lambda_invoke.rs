@@ -9,7 +9,7 @@ use tweetlake_tests::*;
 #[test]
 fn cargo_lambda_invoke_with_sample_events() {
     let t = s3_tables("lambda-invoke");
-    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process"), &t.env());
+    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-process-function"), &t.env());
     let first = f.invoke("msk-batch.json");
     assert_eq!(first["records_in"], 27, "{first}");
     assert_eq!(first["rows_written"], 20);

@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tweetlake::decode::{Origin, RawRecord, encode_event};
+use tweetlake_pipeline::decode::{Origin, RawRecord, encode_event};
 
 /// Lambda's limit on an invocation payload.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -65,7 +65,7 @@ pub trait Invoker: Send + Sync {
 }
 
 /// The process function's library in this process.
-pub struct InProcess(pub Arc<tweetlake::Processor>);
+pub struct InProcess(pub Arc<tweetlake_pipeline::Processor>);
 
 impl Invoker for InProcess {
     fn invoke(&self, event: Vec<u8>) -> BoxFuture<'_, Result<Value, String>> {
@@ -78,7 +78,7 @@ impl Invoker for InProcess {
 
 /// The process function behind a Lambda invoke endpoint (`cargo lambda watch`, or any Invoke API).
 pub struct Http {
-    /// e.g. `http://127.0.0.1:9000/2015-03-31/functions/tweetlake-process/invocations`.
+    /// e.g. `http://127.0.0.1:9000/2015-03-31/functions/tweetlake-process-function/invocations`.
     pub url: String,
     /// Client.
     pub client: reqwest::Client,
@@ -298,7 +298,7 @@ impl Esm {
 pub async fn deliver(
     settings: EsmSettings,
     only: Option<&[i32]>,
-    processor: Arc<tweetlake::Processor>,
+    processor: Arc<tweetlake_pipeline::Processor>,
     bars: bool,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<EsmProgress> {

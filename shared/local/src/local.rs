@@ -78,9 +78,9 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
     let ingest_report = serde_json::to_value(&report)?;
 
     // 2. Process: the emulator delivers the topic to the process function from where the table is.
-    let pcfg = tweetlake::ProcessConfig::from_lookup(lookup.clone())?;
+    let pcfg = tweetlake_pipeline::ProcessConfig::from_lookup(lookup.clone())?;
     let tables = pcfg.tables.clone();
-    let processor = Arc::new(tweetlake::Processor::new(pcfg).await?);
+    let processor = Arc::new(tweetlake_pipeline::Processor::new(pcfg).await?);
     let stop_flag = Arc::clone(&stop);
     let progress = deliver(opts.esm.clone(), None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
 

@@ -7,7 +7,7 @@ use crate::query::{rows, session};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use tweetlake::config::TableLocations;
+use tweetlake_pipeline::config::TableLocations;
 
 /// What the report shows, as read from the tables.
 #[derive(Clone, Debug, Default, serde::Serialize)]

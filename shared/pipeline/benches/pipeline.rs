@@ -1,16 +1,16 @@
 //! The in-memory path of the process function per record: decode → quality → dedup → clean → score →
 //! Arrow, on envelopes built from a real recorded X API page (no I/O).
-//! Run: `cargo bench -p tweetlake --bench pipeline`.
+//! Run: `cargo bench -p tweetlake-pipeline --bench pipeline`.
 
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tweetlake::decode::{Origin, RawRecord, decode_event, encode_event};
-use tweetlake::offsets::PerPartition;
-use tweetlake::process::{EMBEDDED_MODEL, transform};
-use tweetlake::quality::QualityConfig;
-use tweetlake::tables::{Stamp, tweets};
+use tweetlake_pipeline::decode::{Origin, RawRecord, decode_event, encode_event};
+use tweetlake_pipeline::offsets::PerPartition;
+use tweetlake_pipeline::process::{EMBEDDED_MODEL, transform};
+use tweetlake_pipeline::quality::QualityConfig;
+use tweetlake_pipeline::tables::{Stamp, tweets};
 use tweetlake_sentiment::Model;
 
 // The allocator the Lambda binary uses.

@@ -8,7 +8,7 @@
 //!
 //! The number of generated events is `PROPTEST_CASES` (default 1,000 per property, about 5,000 records);
 //! a long run prints its record count every million:
-//! `PROPTEST_CASES=1000000 cargo test -p tweetlake --test hostile_input -- every_record --nocapture`.
+//! `PROPTEST_CASES=1000000 cargo test -p tweetlake-pipeline --test hostile_input -- every_record --nocapture`.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tweetlake::aggregate::partials;
-use tweetlake::decode::decode_event;
-use tweetlake::offsets::{Coverage, PerPartition, TopicPartition};
-use tweetlake::process::{EMBEDDED_MODEL, transform};
-use tweetlake::quality::QualityConfig;
-use tweetlake::tables::aggregates::AggregateRow;
-use tweetlake::tables::{Stamp, aggregates, quarantine, tweets};
+use tweetlake_pipeline::aggregate::partials;
+use tweetlake_pipeline::decode::decode_event;
+use tweetlake_pipeline::offsets::{Coverage, PerPartition, TopicPartition};
+use tweetlake_pipeline::process::{EMBEDDED_MODEL, transform};
+use tweetlake_pipeline::quality::QualityConfig;
+use tweetlake_pipeline::tables::aggregates::AggregateRow;
+use tweetlake_pipeline::tables::{Stamp, aggregates, quarantine, tweets};
 use tweetlake_sentiment::Model;
 
 static MODEL: LazyLock<Model> = LazyLock::new(|| Model::from_bytes(EMBEDDED_MODEL).expect("the embedded model loads"));
