@@ -82,7 +82,9 @@ async fn start_once(tables: &Tables, ev: Arc<Vec<u8>>) -> (f64, f64) {
         .envs(tables.env())
         .stdout(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (build it: cargo build --release -p tweetlake-process-function)", binary().display()));
+        .unwrap_or_else(|e| {
+            panic!("{}: {e} (build it: cargo build --release -p tweetlake-process-function)", binary().display())
+        });
     let (ready, done) = loop {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the function exited ({status}) before answering");

@@ -5,10 +5,10 @@
 //! TWEETLAKE_BENCH_TWEETS sets the run size (default 100,000).
 
 use std::time::Instant;
-use tweetlake_pipeline::envelope::{IngestMeta, MatchingRule};
 use tweetlake_ingest::collect::Collector;
 use tweetlake_ingest::kafka::KafkaProducer;
 use tweetlake_ingest::xapi::SearchPage;
+use tweetlake_pipeline::envelope::{IngestMeta, MatchingRule};
 use tweetlake_tests::kafka::{bootstrap, new_topic, settings};
 use tweetlake_tests::xapi_server::generated_pages;
 

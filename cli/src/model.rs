@@ -13,7 +13,7 @@ use tweetlake_sentiment::{FeatureConfig, Model};
 #[derive(Subcommand)]
 pub enum Command {
     /// Train the sentiment model on Sentiment140-style `label,text` CSV files.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a model on the Sentiment140 manual test set (6-column CSV).
     Eval {
         #[command(flatten)]
@@ -54,7 +54,7 @@ impl ModelArgs {
 /// Runs a model command.
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Train(a) => run_train(a),
+        Command::Train(a) => run_train(*a),
         Command::Eval { model, test } => run_eval(&model, &test),
         Command::Score { model } => run_score(&model),
     }

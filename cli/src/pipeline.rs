@@ -5,8 +5,8 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tweetlake_pipeline::config::TableLocations;
 use tweetlake_contract::{Overrides, vars};
+use tweetlake_pipeline::config::TableLocations;
 
 /// Commands that run the pipeline.
 #[derive(Subcommand)]

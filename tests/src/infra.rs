@@ -34,6 +34,7 @@ pub fn run(var: &str, args: &[&str]) -> Output {
 /// One Glue table as the template declares it.
 #[derive(Debug)]
 pub struct GlueTable {
+    /// The table name.
     pub name: String,
     /// `(name, type)` of the data columns, in order.
     pub columns: Vec<(String, String)>,

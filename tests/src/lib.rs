@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: repository paths, the local S3 endpoint, the independent
 //! Python reader, and builders of tweet envelopes and Lambda Kafka events.
+#![warn(missing_docs)]
 
 use serde_json::{Value, json};
 use std::path::PathBuf;

@@ -89,7 +89,10 @@ pub fn write_generated_pages(dir: &std::path::Path, total: usize) -> std::path::
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// HTTP 429 with `x-rate-limit-reset` (epoch seconds) and `remaining: 0`.
-    RateLimited { reset: i64 },
+    RateLimited {
+        /// When the limit resets, epoch seconds.
+        reset: i64,
+    },
     /// An HTTP error status with a problem body.
     Status(u16),
     /// The connection is dropped mid-response.
@@ -106,7 +109,12 @@ pub enum StreamConn {
     /// Refuse with this HTTP status.
     Refuse(u16),
     /// Send these pieces, then close (or hang silently if `hang`).
-    Send { pieces: Vec<Piece>, hang: bool },
+    Send {
+        /// What to send, in order.
+        pieces: Vec<Piece>,
+        /// Whether to hang silently after the last piece instead of closing.
+        hang: bool,
+    },
 }
 
 /// Part of a stream connection's body.

@@ -45,7 +45,12 @@ pub enum TokenSource {
 #[derive(Clone, Debug)]
 pub enum SourceConfig {
     /// The X API at `TWEETLAKE_X_API_URL` (default `https://api.x.com`).
-    Api { base_url: String, token: TokenSource },
+    Api {
+        /// The API's base URL.
+        base_url: String,
+        /// Where the bearer token comes from.
+        token: TokenSource,
+    },
     /// Recorded responses under `TWEETLAKE_REPLAY_PATH`.
     Replay(PathBuf),
 }
@@ -62,7 +67,9 @@ pub enum Bootstrap {
 /// The topic to create when it is missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// `TWEETLAKE_TOPIC_PARTITIONS`.
     pub partitions: i32,
+    /// `TWEETLAKE_TOPIC_REPLICATION`.
     pub replication_factor: i32,
 }
 

@@ -6,28 +6,65 @@
 pub enum Error {
     /// A setting is missing or invalid; names the environment variable.
     #[error("configuration: {var}: {message}")]
-    Config { var: &'static str, message: String },
+    Config {
+        /// The environment variable.
+        var: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// A user rule would be rejected by the X API; names the rule.
     #[error("rule {tag:?}: {message}")]
-    Rule { tag: String, message: String },
+    Rule {
+        /// The rule's tag.
+        tag: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// The X API answered with an error that retrying in this run cannot fix (401, 403, 400 …).
     #[error("X API {endpoint}: HTTP {status}: {detail}")]
-    Api { endpoint: &'static str, status: u16, detail: String },
+    Api {
+        /// The API endpoint.
+        endpoint: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's problem detail.
+        detail: String,
+    },
     /// The X API could not be reached or its answer could not be read.
     #[error("X API {endpoint}: {message}")]
-    Transport { endpoint: &'static str, message: String },
+    Transport {
+        /// The API endpoint.
+        endpoint: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// A recorded response (replay source) could not be read.
     #[error("replay {path}: {message}")]
-    Replay { path: String, message: String },
+    Replay {
+        /// The file or object path.
+        path: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// Kafka did not acknowledge every message; the watermark was left where it was.
     #[error("kafka: {0}")]
     Kafka(String),
     /// Reading or writing the watermark object failed.
     #[error("watermark {uri}: {message}")]
-    Watermark { uri: String, message: String },
+    Watermark {
+        /// The table or object location.
+        uri: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// The bearer token or SASL secret could not be read from Secrets Manager.
     #[error("secret {arn}: {message}")]
-    Secret { arn: String, message: String },
+    Secret {
+        /// The secret's ARN.
+        arn: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
 }
 
 impl Error {

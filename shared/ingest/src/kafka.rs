@@ -251,9 +251,17 @@ impl KafkaProducer {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum TopicStatus {
     /// The topic was created.
-    Created { partitions: i32, replication_factor: i32 },
+    Created {
+        /// Partitions.
+        partitions: i32,
+        /// Replication factor.
+        replication_factor: i32,
+    },
     /// The topic already existed; its current partition count.
-    Exists { partitions: usize },
+    Exists {
+        /// Partitions.
+        partitions: usize,
+    },
 }
 
 /// Creates `topic` through the Admin API, or reports that it exists.

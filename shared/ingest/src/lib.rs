@@ -2,6 +2,7 @@
 //! [`rules`] → a source ([`xapi`] recent search or [`stream`], or [`replay`]) → [`collect`] (one
 //! envelope per tweet, every matching rule) → [`kafka`] (acknowledged by all replicas) → only then
 //! [`watermark`]. [`run`] ties them together for one invocation; `functions/ingest` is a thin wrapper.
+#![warn(missing_docs)]
 
 pub mod clock;
 pub mod collect;

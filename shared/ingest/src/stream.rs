@@ -21,7 +21,12 @@ pub enum Connect {
     /// Connected: the body, chunk by chunk.
     Stream(BoxStream<'static, Result<Bytes, String>>),
     /// The server answered with an HTTP error.
-    Http { status: u16, detail: String },
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The answer's problem detail.
+        detail: String,
+    },
     /// A recorded session has nothing more to play.
     Exhausted,
 }

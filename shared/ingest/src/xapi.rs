@@ -149,7 +149,12 @@ pub enum Answer<T> {
     /// HTTP 429.
     RateLimited(RateLimit),
     /// HTTP 5xx: try again later.
-    Unavailable { status: u16, detail: String },
+    Unavailable {
+        /// The HTTP status.
+        status: u16,
+        /// The answer's problem detail.
+        detail: String,
+    },
 }
 
 impl<T> Answer<T> {

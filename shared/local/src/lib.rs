@@ -1,6 +1,7 @@
 //! Tweetlake on one machine: [`esm`] emulates Lambda's Kafka event source mapping, [`local`] runs the
 //! whole pipeline (ingest → broker → process → Delta), [`query`] runs SQL over the tables as Athena
 //! names them, [`report`] renders them as HTML.
+#![warn(missing_docs)]
 
 pub mod esm;
 pub mod local;

@@ -5,7 +5,12 @@
 pub enum Error {
     /// A setting is missing or invalid; names the environment variable.
     #[error("configuration: {var}: {message}")]
-    Config { var: &'static str, message: String },
+    Config {
+        /// The environment variable.
+        var: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// The invocation payload is not a usable Kafka event.
     #[error(transparent)]
     Decode(#[from] crate::decode::DecodeError),
@@ -14,10 +19,20 @@ pub enum Error {
     Model(#[from] tweetlake_sentiment::ModelError),
     /// A Delta operation failed (commit conflicts exhausted, S3 unreachable, …).
     #[error("delta table {uri}: {}", explain(source.as_ref()))]
-    Delta { uri: String, source: Box<deltalake::DeltaTableError> },
+    Delta {
+        /// The table or object location.
+        uri: String,
+        /// The underlying error.
+        source: Box<deltalake::DeltaTableError>,
+    },
     /// Reading or writing a side object beside a table failed.
     #[error("storage at {uri}: {}", explain(source.as_ref()))]
-    Storage { uri: String, source: Box<deltalake::ObjectStoreError> },
+    Storage {
+        /// The table or object location.
+        uri: String,
+        /// The underlying error.
+        source: Box<deltalake::ObjectStoreError>,
+    },
     /// Offsets between what the tables hold and this batch are missing: an earlier batch of the
     /// partition is still in flight or failed. Retried until the gap has lasted the grace period.
     #[error(
@@ -28,12 +43,19 @@ pub enum Error {
         missing.0, missing.1, held.0, held.1, batch.0, batch.1
     )]
     OffsetGap {
+        /// Topic.
         topic: String,
+        /// Partition.
         partition: i32,
+        /// The missing offsets, first and last.
         missing: (i64, i64),
+        /// What the tables hold, first and last.
         held: (i64, i64),
+        /// The batch's offsets, first and last.
         batch: (i64, i64),
+        /// How long the gap has been seen.
         waited_secs: i64,
+        /// `TWEETLAKE_OFFSET_GAP_GRACE_SECS`.
         grace_secs: i64,
     },
     /// Code below the batch boundary panicked (a library's or ours); caught so the function stays up.
@@ -44,7 +66,12 @@ pub enum Error {
     Arrow(#[from] deltalake::arrow::error::ArrowError),
     /// A side object is corrupt.
     #[error("corrupt state object {path}: {message}")]
-    State { path: String, message: String },
+    State {
+        /// The file or object path.
+        path: String,
+        /// What went wrong, for a person.
+        message: String,
+    },
 }
 
 impl Error {

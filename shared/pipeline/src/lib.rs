@@ -3,6 +3,7 @@
 //! [`aggregate`]; the rows go to their [`tables`] and are committed by the protocol in [`commit`]
 //! through the Delta [`sink`]. [`process`] runs them for one Kafka batch; [`offsets`] names where a
 //! record came from. The functions in `functions/` are thin wrappers around this crate.
+#![warn(missing_docs)]
 
 pub mod aggregate;
 pub mod clean;

@@ -4,6 +4,7 @@
 //! The model is logistic regression over L2-normalised TF-IDF weights of hashed word unigrams and
 //! bigrams (with negation marking), trained on Sentiment140, plus two fixed-form experts added in logit
 //! space: an emoticon prior and a calibrated VADER lexicon score. See `models/MODEL.md` for figures.
+#![warn(missing_docs)]
 
 #[cfg(feature = "train")]
 pub mod eval;

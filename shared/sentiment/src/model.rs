@@ -18,7 +18,12 @@ const FORMAT: u32 = 1;
 pub enum ModelError {
     /// The file could not be read or written.
     #[error("model file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file or object path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The bytes are not a Tweetlake sentiment model, or are cut short.
     #[error("not a Tweetlake sentiment model: {0}")]
     Format(String),

@@ -30,13 +30,25 @@ use std::time::Instant;
 pub enum TrainError {
     /// A data file could not be read or parsed.
     #[error("reading {path}: {source}")]
-    Data { path: String, source: csv::Error },
+    Data {
+        /// The file or object path.
+        path: String,
+        /// The underlying error.
+        source: csv::Error,
+    },
     /// The data folder is missing or holds no CSV files.
     #[error("no training CSV files in {0}")]
     NoData(String),
     /// A row's label is not 0, 1 or 4.
     #[error("{path} row {row}: label {label:?} is not 0, 1 or 4")]
-    Label { path: String, row: usize, label: String },
+    Label {
+        /// The file or object path.
+        path: String,
+        /// The row number.
+        row: usize,
+        /// The label as written.
+        label: String,
+    },
     /// The optimiser failed.
     #[error("optimiser: {0}")]
     Optimiser(String),
@@ -52,7 +64,12 @@ pub enum Trainer {
     /// argmin L-BFGS on the full sparse TF-IDF matrix.
     Lbfgs,
     /// linfa-logistic on a dense matrix of the `features` most frequent buckets and at most `rows` rows.
-    Linfa { features: usize, rows: usize },
+    Linfa {
+        /// Buckets kept.
+        features: usize,
+        /// Rows kept.
+        rows: usize,
+    },
 }
 
 /// Everything that determines a trained model; the same config and data give the same bytes.
