@@ -2,7 +2,7 @@
 //! to a committed Delta version on the local S3 endpoint, plus the process's peak RSS: once with the
 //! recorded tweets as they are (one date), once spread over 3,000 dates (a backfill of old tweets, one
 //! `created_date` partition each).
-//! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-tests --bench e2e_batch`.
+//! Run with the stack up: `eval "$(infra/local/stack.sh up)" && cargo bench -p tweetlake-pipeline --bench e2e_batch`.
 
 use serde_json::{Value, json};
 use std::time::Instant;

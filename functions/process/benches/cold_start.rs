@@ -6,7 +6,7 @@
 //! Median of 5 starts each.
 //!
 //! `cargo build --release -p tweetlake-process-function` (as deployed), then, with the stack up,
-//! `cargo bench -p tweetlake-tests --bench cold_start`; TWEETLAKE_BENCH_PROCESS_BIN names another binary.
+//! `cargo bench -p tweetlake-process-function --bench cold_start`; TWEETLAKE_BENCH_PROCESS_BIN names another binary.
 
 use axum::Router;
 use axum::extract::{Path, State};

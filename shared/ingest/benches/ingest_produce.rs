@@ -1,14 +1,14 @@
 //! Benchmark: recorded X API pages → parse → one envelope per tweet → produced and acknowledged
 //! (acks=all, idempotent, lz4) by the real local broker. Tweets per second, median of 5 runs.
 //!
-//! `cargo bench -p tweetlake-tests --bench ingest_produce` (stack up: `eval "$(infra/local/stack.sh up)"`).
+//! `cargo bench -p tweetlake-ingest --bench ingest_produce` (stack up: `eval "$(infra/local/stack.sh up)"`).
 //! TWEETLAKE_BENCH_TWEETS sets the run size (default 100,000).
 
 use std::time::Instant;
+use tweetlake_contract::envelope::{IngestMeta, MatchingRule};
 use tweetlake_ingest::collect::Collector;
 use tweetlake_ingest::kafka::KafkaProducer;
 use tweetlake_ingest::xapi::SearchPage;
-use tweetlake_pipeline::envelope::{IngestMeta, MatchingRule};
 use tweetlake_tests::kafka::{bootstrap, new_topic, settings};
 use tweetlake_tests::xapi_server::generated_pages;
 

@@ -3,12 +3,12 @@ bundles librdkafka 2.16): how many messages per second the local Apache Kafka br
 given message shape,
 with the ingest producer's settings (acks=all, idempotent, lz4, linger 5 ms, 4 partitions).
 
-The ingest benchmark (`cargo bench -p tweetlake-tests --bench ingest_produce`) is compared with what
+The ingest benchmark (`cargo bench -p tweetlake-ingest --bench ingest_produce`) is compared with what
 this reports for the envelope's shape against the same broker in the same run.
 
     eval "$(infra/local/stack.sh up)"
-    python tests/bench/broker_ceiling.py                     # envelope shape: 700 B, 4 headers
-    python tests/bench/broker_ceiling.py --size 100 --headers 0
+    python shared/ingest/benches/broker_ceiling.py                     # envelope shape: 700 B, 4 headers
+    python shared/ingest/benches/broker_ceiling.py --size 100 --headers 0
 """
 
 import argparse

@@ -4,7 +4,7 @@
 //! command's start to its exit, with its peak RSS, for a few batch sizes.
 //!
 //! Build the CLI optimised first (`cargo build --profile bench -p tweetlake-cli`, or `--release` as
-//! deployed), then, with the stack up: `cargo bench -p tweetlake-tests --bench local_run`.
+//! deployed), then, with the stack up: `cargo bench -p tweetlake-cli --bench local_run`.
 //! TWEETLAKE_BENCH_TWEETS sets the run size, TWEETLAKE_BENCH_BATCH_SIZES the batch sizes (`100,1000`),
 //! TWEETLAKE_BENCH_CLI the binary.
 
