@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): installs and starts the local stack, then runs every test of the
-# workspace against it. Fails if any test fails, or if no test ran at all.
+# workspace against it, after `cargo fmt --check` and `cargo clippy -D warnings`. Fails if any of them
+# fails, if any test fails, or if no test ran at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tweetlake/target}
@@ -11,6 +12,9 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
   rm -rf "$CARGO_TARGET_DIR"/*/incremental
   find "$CARGO_TARGET_DIR"/*/deps -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' ! -name '*.d' -delete
 fi
+# Style and lints first: they fail in seconds, before the long build.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 infra/local/stack.sh iac
 infra/local/stack.sh spark
 # Assigned first, so a failed start stops the run here (an `eval "$(…)"` would carry on without it).
