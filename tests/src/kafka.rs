@@ -1,15 +1,14 @@
 //! The real local broker (Apache Kafka, started by `infra/local/stack.sh up`): fresh topics per test
 //! and an independent read-back of what landed.
 
-use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tweetlake_ingest::kafka::{KafkaSettings, create_topic};
 use tweetlake_ingest::msk::AuthMode;
+use tweetlake_pipeline::decode::RawRecord;
 
 /// The broker's bootstrap address.
 pub fn bootstrap() -> String {
@@ -35,22 +34,8 @@ pub async fn new_topic(prefix: &str, partitions: i32) -> String {
     name
 }
 
-/// A record read back from the broker.
-#[derive(Clone, Debug)]
-pub struct Consumed {
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Broker timestamp (create time), epoch ms.
-    pub timestamp_ms: i64,
-    /// Key bytes.
-    pub key: Option<Vec<u8>>,
-    /// Value bytes.
-    pub value: Option<Vec<u8>>,
-    /// Headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
+/// A record read back from the broker, as the event source mapping would hand it over.
+pub type Consumed = RawRecord;
 
 /// Settings for one of the broker's secured listeners (`infra/local/stack.sh`): `Tls` (TLS only),
 /// `Scram` (SASL/SCRAM-SHA-512 over TLS, with the stack's SCRAM user) or `Iam` (SASL/OAUTHBEARER over
@@ -107,38 +92,16 @@ pub fn read_all_from(conn: &KafkaSettings, topic: &str) -> Vec<Consumed> {
     while !done(&out) {
         assert!(Instant::now() < deadline, "read-back of {topic} did not reach the end offsets {ends:?}");
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("fetch");
-            out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-                    .unwrap_or_default(),
-            });
+            out.push(tweetlake_local::esm::consumed(&m.expect("fetch")));
         }
     }
     out.sort_by_key(|c| (c.partition, c.offset));
     out
 }
 
-impl Consumed {
-    /// The value of header `name`, as text.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    }
-}
-
-/// The records as a Lambda MSK event (what the event source mapping would deliver).
+/// The records as the Lambda MSK event the event source mapping would deliver.
 pub fn as_event(records: &[Consumed]) -> Vec<u8> {
-    let recs: Vec<crate::Rec> = records
-        .iter()
-        .map(|c| crate::Rec { partition: c.partition, offset: c.offset, timestamp_ms: c.timestamp_ms, value: c.value.clone() })
-        .collect();
-    crate::event(&recs)
+    tweetlake_local::esm::msk_event(&bootstrap(), records)
 }
 
 /// Produces raw values (no key) to `topic` on the broker at `bootstrap`, waiting for each

@@ -31,6 +31,35 @@ pub fn or_exit<T, E: Failure>(started: Result<T, E>, function: &str) -> T {
     })
 }
 
+/// For a crate's error type `$error` (with a `Config { var, message }` variant and an inherent
+/// `is_retryable`): the conversion from [`crate::SettingError`], [`Failure`], and, where the calling
+/// crate's `lambda` feature is on, the conversion to `lambda_runtime::Diagnostic` (the orphan rule
+/// puts these impls in the crate that owns the type; this writes them once).
+#[macro_export]
+macro_rules! failure_impls {
+    ($error:ty) => {
+        impl From<$crate::SettingError> for $error {
+            fn from(e: $crate::SettingError) -> Self {
+                Self::Config { var: e.var, message: e.message }
+            }
+        }
+
+        impl $crate::Failure for $error {
+            fn is_retryable(&self) -> bool {
+                <$error>::is_retryable(self)
+            }
+        }
+
+        /// How the Lambda runtime reports a failed invocation (see `tweetlake_contract::failure`).
+        #[cfg(feature = "lambda")]
+        impl From<$error> for lambda_runtime::Diagnostic {
+            fn from(e: $error) -> Self {
+                $crate::failure::diagnostic(&e)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,22 +79,5 @@ impl Error {
     }
 }
 
-impl From<tweetlake_contract::SettingError> for Error {
-    fn from(e: tweetlake_contract::SettingError) -> Self {
-        Error::Config { var: e.var, message: e.message }
-    }
-}
-
-impl tweetlake_contract::Failure for Error {
-    fn is_retryable(&self) -> bool {
-        Error::is_retryable(self)
-    }
-}
-
-/// How the Lambda runtime reports a failed run (see [`tweetlake_contract::failure`]).
-#[cfg(feature = "lambda")]
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(e: Error) -> Self {
-        tweetlake_contract::failure::diagnostic(&e)
-    }
-}
+// A bad setting, retryable or not, and the report to Lambda, as the contract defines them.
+tweetlake_contract::failure_impls!(Error);

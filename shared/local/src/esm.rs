@@ -95,6 +95,24 @@ impl Invoker for Http {
     }
 }
 
+/// A consumed message as the event source mapping hands it over: topic, position, create time, key,
+/// value and headers (a header without a value as empty bytes).
+pub fn consumed(m: &impl Message) -> RawRecord {
+    RawRecord {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+            .unwrap_or_default(),
+        decode_error: None,
+    }
+}
+
 /// The MSK event for `records` of the emulated cluster behind `bootstrap`, as Lambda sends it.
 pub fn msk_event(bootstrap: &str, records: &[RawRecord]) -> Vec<u8> {
     let origin = Origin {
@@ -198,20 +216,7 @@ impl Esm {
                 break;
             }
             let Some(m) = self.consumer.poll(left.min(Duration::from_millis(100))) else { continue };
-            let m = m?;
-            let rec = RawRecord {
-                topic: self.settings.topic.clone(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-                    .unwrap_or_default(),
-                decode_error: None,
-            };
+            let rec = consumed(&m?);
             // Base64 grows a value by 4/3; the record's JSON wrapper adds a little more.
             let size = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) * 4 / 3 + 256;
             if !batch.is_empty() && bytes + size > self.settings.max_payload {

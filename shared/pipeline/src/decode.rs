@@ -308,6 +308,11 @@ fn check_position(rec: &mut RawRecord) {
 }
 
 impl RawRecord {
+    /// The value of header `name`, as text (invalid UTF-8 replaced).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
     /// Whether the record has a real Kafka position, so its offset can be recorded as done.
     pub fn is_placed(&self) -> bool {
         self.offset >= 0 && self.partition >= 0
