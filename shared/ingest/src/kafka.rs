@@ -209,18 +209,23 @@ impl KafkaProducer {
             .insert(Header { key: headers::SOURCE, value: Some(source) })
             .insert(Header { key: headers::ENVELOPE_VERSION, value: Some(&version) })
             .insert(Header { key: headers::RUN_ID, value: Some(run_id) });
-        let tweets = futures::stream::iter(messages.iter().map(|m| {
-            let tags: Vec<&str> = m.rules.iter().filter_map(|r| r.tag.as_deref()).collect();
-            let h = base.clone().insert(Header { key: headers::RULES, value: Some(&tags.join(",")) });
-            let payload = serde_json::to_vec(m).expect("envelope serializes");
-            (Some(m.tweet.id.clone()), payload, h)
-        }));
+        // Built before sending, not lazily inside the stream: a stream mapping borrowed messages through
+        // a closure makes the future not provably `Send` (rust-lang/rust#102211), and the local job
+        // runs the ingest run on a task of its own.
+        let mut records: Vec<(Option<String>, Vec<u8>, OwnedHeaders)> = messages
+            .iter()
+            .map(|m| {
+                let tags: Vec<&str> = m.rules.iter().filter_map(|r| r.tag.as_deref()).collect();
+                let h = base.clone().insert(Header { key: headers::RULES, value: Some(&tags.join(",")) });
+                let payload = serde_json::to_vec(m).expect("envelope serializes");
+                (Some(m.tweet.id.clone()), payload, h)
+            })
+            .collect();
         // Unreadable lines go keyless: without a readable id there is no partition to keep them in.
-        let raw = futures::stream::iter(unreadable.iter().map(|b| (None, b.clone(), base.clone())));
+        records.extend(unreadable.iter().map(|b| (None, b.clone(), base.clone())));
         let mut failures = Vec::new();
         let mut acked = 0usize;
-        let mut results = tweets
-            .chain(raw)
+        let mut results = futures::stream::iter(records)
             .map(|(key, payload, h)| async move {
                 let mut rec: FutureRecord<'_, String, Vec<u8>> = FutureRecord::to(&self.topic).payload(&payload).headers(h);
                 if let Some(k) = key.as_ref() {

@@ -13,6 +13,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tweetlake_pipeline::decode::{Origin, RawRecord, encode_event};
 
@@ -158,6 +159,7 @@ impl EsmProgress {
 pub struct Esm {
     settings: EsmSettings,
     consumer: BaseConsumer,
+    partitions: Vec<i32>,
     start: BTreeMap<i32, i64>,
 }
 
@@ -202,7 +204,7 @@ impl Esm {
             tpl.add_partition_offset(&settings.topic, *p, at)?;
         }
         consumer.assign(&tpl)?;
-        Ok(Self { settings, consumer, start: start.clone() })
+        Ok(Self { settings, consumer, partitions: partitions.to_vec(), start: start.clone() })
     }
 
     /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
@@ -256,16 +258,53 @@ impl Esm {
         stop: &(dyn Fn() -> bool + Sync),
         on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
     ) -> anyhow::Result<()> {
-        // Partitions not read yet stand where the emulator started them.
+        let done =
+            |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
+        self.begin(progress);
+        while !done(progress) && !stop() {
+            self.deliver_one(invoker, progress, on_batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers batches while `producing` is set (the event source mapping polls while the ingest
+    /// function is still writing), then up to the topic's end as it stands once production finished.
+    pub async fn run_while_producing(
+        &self,
+        invoker: &dyn Invoker,
+        producing: &AtomicBool,
+        progress: &mut EsmProgress,
+        stop: &(dyn Fn() -> bool + Sync),
+        on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
+    ) -> anyhow::Result<()> {
+        self.begin(progress);
+        while producing.load(Ordering::SeqCst) && !stop() {
+            self.deliver_one(invoker, progress, on_batch).await?;
+        }
+        let mut end = end_offsets(&self.settings.bootstrap, &self.settings.topic)?;
+        end.retain(|p, _| self.partitions.contains(p));
+        self.run_until(invoker, &end, progress, stop, on_batch).await
+    }
+
+    /// Partitions not read yet stand where the emulator started them.
+    fn begin(&self, progress: &mut EsmProgress) {
         for (p, o) in &self.start {
             progress.positions.entry(*p).or_insert(*o);
         }
-        let done =
-            |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
-        while !done(progress) && !stop() {
+    }
+
+    /// Polls one batch and, if it holds records, invokes the function with it until it succeeds (or
+    /// gives up after `attempts`), then records the progress and commits the group's offsets.
+    async fn deliver_one(
+        &self,
+        invoker: &dyn Invoker,
+        progress: &mut EsmProgress,
+        on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
+    ) -> anyhow::Result<()> {
+        {
             let batch = self.poll_batch()?;
             if batch.is_empty() {
-                continue;
+                return Ok(());
             }
             let event = msk_event(&self.settings.bootstrap, &batch);
             let mut attempt = 0;
@@ -298,14 +337,16 @@ impl Esm {
 }
 
 /// Runs one emulator over `only` (or every partition) of the topic: from the offsets the tweets table
-/// records up to the topic's end as it stands now, with a progress bar (`bars`) or a line per batch on
-/// stderr, until done or `stop` says so. Both `tweetlake local` and `tweetlake deliver` run this.
+/// records up to the topic's end as it stands now — or, while `producing` is set, as it stands once it
+/// is cleared — with a progress bar (`bars`) or a line per batch on stderr, until done or `stop` says
+/// so. Both `tweetlake local` (while its ingest run produces) and `tweetlake deliver` run this.
 pub async fn deliver(
     settings: EsmSettings,
     only: Option<&[i32]>,
     processor: Arc<tweetlake_pipeline::Processor>,
     bars: bool,
     stop: &(dyn Fn() -> bool + Sync),
+    producing: Option<&AtomicBool>,
 ) -> anyhow::Result<EsmProgress> {
     let mut end = end_offsets(&settings.bootstrap, &settings.topic)?;
     if let Some(only) = only {
@@ -316,7 +357,12 @@ pub async fn deliver(
     let partitions: Vec<i32> = end.keys().copied().collect();
     let start = processor.next_offsets(&settings.topic, &partitions).await?;
     let total: i64 = end.iter().map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0)).sum();
-    eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})");
+    match producing {
+        None => eprintln!("process: {total} records to deliver (resuming from the offsets recorded in the table: {start:?})"),
+        Some(_) => {
+            eprintln!("process: delivering while ingest produces (resuming from the offsets recorded in the table: {start:?})")
+        }
+    }
     let ahead: Vec<i32> = end.iter().filter(|(p, e)| start.get(p).is_some_and(|s| s > *e)).map(|(p, _)| *p).collect();
     if !ahead.is_empty() {
         // A broker started on empty storage under an existing table: those offsets were already written.
@@ -325,8 +371,14 @@ pub async fn deliver(
         );
     }
     let esm = Esm::new(settings, &partitions, &start)?;
-    let bar = if bars { indicatif::ProgressBar::new(total as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template"));
+    let bar = match (bars, producing) {
+        (false, _) => indicatif::ProgressBar::hidden(),
+        (true, None) => indicatif::ProgressBar::new(total as u64)
+            .with_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template")),
+        // The total is known only once production ends.
+        (true, Some(_)) => indicatif::ProgressBar::no_length()
+            .with_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records  {msg}").expect("template")),
+    };
     let mut delivered = 0usize;
     let mut on_batch = |p: &EsmProgress| {
         bar.inc((p.records - delivered) as u64);
@@ -342,7 +394,11 @@ pub async fn deliver(
         }
     };
     let mut progress = EsmProgress::default();
-    esm.run_until(&InProcess(processor), &end, &mut progress, stop, &mut on_batch).await?;
+    let invoker = InProcess(processor);
+    match producing {
+        None => esm.run_until(&invoker, &end, &mut progress, stop, &mut on_batch).await?,
+        Some(p) => esm.run_while_producing(&invoker, p, &mut progress, stop, &mut on_batch).await?,
+    }
     bar.finish();
     Ok(progress)
 }

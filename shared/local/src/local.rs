@@ -67,22 +67,34 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
         },
     }
 
-    // 1. Ingest: one run of the ingest function's code, into the topic.
-    let cfg = IngestConfig::from_lookup(lookup.clone())?;
-    let ingest = Ingest::from_config(cfg).await?;
-    let report = ingest.run(chrono::Utc::now() + chrono::Duration::minutes(10)).await?;
+    // Both functions start (settings checked, tables opened or created) before either runs.
+    let ingest = Ingest::from_config(IngestConfig::from_lookup(lookup.clone())?).await?;
+    let pcfg = tweetlake_pipeline::ProcessConfig::from_lookup(lookup.clone())?;
+    let tables = pcfg.tables.clone();
+    let processor = Arc::new(tweetlake_pipeline::Processor::new(pcfg).await?);
+
+    // 1. Ingest: one run of the ingest function's code, into the topic; 2. meanwhile, as the event
+    // source mapping polls while messages arrive, the emulator delivers the topic to the process
+    // function from where the table is, until it reaches the end the ingest run left.
+    let producing = Arc::new(AtomicBool::new(true));
+    let ingesting = {
+        let producing = Arc::clone(&producing);
+        tokio::spawn(async move {
+            let report = ingest.run(chrono::Utc::now() + chrono::Duration::minutes(10)).await;
+            producing.store(false, Ordering::SeqCst);
+            report
+        })
+    };
+    let stop_flag = Arc::clone(&stop);
+    let stopped = move || stop_flag.load(Ordering::SeqCst);
+    let delivered = deliver(opts.esm.clone(), None, processor, opts.bars, &stopped, Some(&producing)).await;
+    let report = ingesting.await??;
     eprintln!(
         "ingest ({}): {} tweets fetched, {} messages acknowledged by the broker",
         report.source, report.tweets, report.produced.messages
     );
     let ingest_report = serde_json::to_value(&report)?;
-
-    // 2. Process: the emulator delivers the topic to the process function from where the table is.
-    let pcfg = tweetlake_pipeline::ProcessConfig::from_lookup(lookup.clone())?;
-    let tables = pcfg.tables.clone();
-    let processor = Arc::new(tweetlake_pipeline::Processor::new(pcfg).await?);
-    let stop_flag = Arc::clone(&stop);
-    let progress = deliver(opts.esm.clone(), None, processor, opts.bars, &move || stop_flag.load(Ordering::SeqCst)).await?;
+    let progress = delivered?;
 
     // 3. What landed, and the report.
     let data = crate::report::read(&tables).await?;
