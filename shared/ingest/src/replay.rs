@@ -13,7 +13,9 @@ use crate::xapi::{Answer, Includes, RateLimit, SearchPage, SearchQuery, SearchSo
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tweetlake_contract::envelope::{Tweet, User};
 
@@ -22,11 +24,19 @@ struct Recorded {
     tag: Option<String>,
     tweets: Vec<Tweet>,
     users: Vec<User>,
+    /// User id → index in `users` (the first user recorded with that id).
+    user_index: HashMap<String, usize>,
 }
+
+/// One tweet a rule can be answered with: its id, and where it is recorded (file, position).
+type Entry = (u64, usize, usize);
 
 /// Recorded search pages.
 pub struct ReplaySearch {
     files: Vec<Recorded>,
+    /// Per rule tag: every tweet that rule can get, newest first, each id once — built on the rule's
+    /// first request, so each page is a slice of it instead of a scan and sort of every recording.
+    answers: Mutex<HashMap<String, Arc<Vec<Entry>>>>,
 }
 
 fn files_of(path: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -60,54 +70,64 @@ impl ReplaySearch {
             } else {
                 vec![text.as_str()]
             };
-            let mut rec = Recorded { tag, tweets: Vec::new(), users: Vec::new() };
+            let mut rec = Recorded { tag, tweets: Vec::new(), users: Vec::new(), user_index: HashMap::new() };
             for (i, doc) in docs.into_iter().enumerate() {
                 let page: SearchPage = serde_json::from_str(doc)
                     .map_err(|e| Error::Replay { path: f.display().to_string(), message: format!("page {}: {e}", i + 1) })?;
                 rec.tweets.extend(page.data);
                 rec.users.extend(page.includes.users);
             }
+            for (i, u) in rec.users.iter().enumerate() {
+                rec.user_index.entry(u.id.clone()).or_insert(i);
+            }
             files.push(rec);
         }
-        Ok(Self { files })
+        Ok(Self { files, answers: Mutex::default() })
+    }
+
+    /// Every tweet rule `tag` can get, newest first (stable: equal ids keep their file order), each id
+    /// once; tweets whose id is not a number are left out.
+    fn answers(&self, tag: &str) -> Arc<Vec<Entry>> {
+        let mut cache = self.answers.lock().expect("not poisoned");
+        let built = cache.entry(tag.to_owned()).or_insert_with(|| {
+            let mut all: Vec<Entry> = Vec::new();
+            for (fi, f) in self.files.iter().enumerate() {
+                if f.tag.as_deref().is_some_and(|t| t != tag) {
+                    continue;
+                }
+                all.extend(f.tweets.iter().enumerate().filter_map(|(ti, t)| t.id.parse::<u64>().ok().map(|id| (id, fi, ti))));
+            }
+            all.sort_by_key(|e| std::cmp::Reverse(e.0));
+            all.dedup_by_key(|e| e.0);
+            Arc::new(all)
+        });
+        Arc::clone(built)
     }
 }
 
 impl SearchSource for ReplaySearch {
     fn search<'a>(&'a self, q: &'a SearchQuery) -> BoxFuture<'a, Result<Answer<SearchPage>, Error>> {
         Box::pin(async move {
-            let mut tweets: Vec<(u64, &Tweet, usize)> = Vec::new();
-            for (fi, f) in self.files.iter().enumerate() {
-                if f.tag.as_deref().is_some_and(|t| t != q.tag) {
-                    continue;
-                }
-                for t in &f.tweets {
-                    let Ok(id) = t.id.parse::<u64>() else { continue };
-                    if q.since_id.is_some_and(|s| id <= s) || q.until_id.is_some_and(|u| id >= u) {
-                        continue;
-                    }
-                    tweets.push((id, t, fi));
-                }
-            }
-            // Newest first, as the API pages them (stable, so equal ids keep their file order).
-            tweets.sort_by_key(|t| std::cmp::Reverse(t.0));
-            tweets.dedup_by_key(|t| t.0);
+            // Newest first, as the API pages them: `since_id < id < until_id` is one slice of the answers.
+            let all = self.answers(&q.tag);
+            let from = q.until_id.map_or(0, |u| all.partition_point(|e| e.0 >= u));
+            let to = q.since_id.map_or(all.len(), |s| all.partition_point(|e| e.0 > s)).max(from);
+            let tweets = &all[from..to];
             let start: usize = q.next_token.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             let end = (start + q.max_results as usize).min(tweets.len());
             let page = &tweets[start.min(end)..end];
+            let tweet = |&(_, fi, ti): &Entry| &self.files[fi].tweets[ti];
             let mut users: Vec<User> = Vec::new();
-            for (_, t, fi) in page {
-                if let Some(u) = t.author_id.as_ref().and_then(|a| self.files[*fi].users.iter().find(|u| &u.id == a))
+            for e in page {
+                let file = &self.files[e.1];
+                if let Some(u) = tweet(e).author_id.as_ref().and_then(|a| file.user_index.get(a)).map(|i| &file.users[*i])
                     && !users.iter().any(|x| x.id == u.id)
                 {
                     users.push(u.clone());
                 }
             }
-            let mut out = SearchPage {
-                data: page.iter().map(|(_, t, _)| (*t).clone()).collect(),
-                includes: Includes { users },
-                ..Default::default()
-            };
+            let mut out =
+                SearchPage { data: page.iter().map(|e| tweet(e).clone()).collect(), includes: Includes { users }, ..Default::default() };
             out.meta.result_count = out.data.len() as u32;
             out.meta.newest_id = page.first().map(|t| t.0.to_string());
             out.meta.oldest_id = page.last().map(|t| t.0.to_string());
@@ -152,7 +172,7 @@ impl StreamSource for ReplayStream {
 impl ReplaySearch {
     /// A source with no pages (the search side of a stream replay).
     pub fn empty() -> Self {
-        Self { files: Vec::new() }
+        Self { files: Vec::new(), answers: Mutex::default() }
     }
 }
 
