@@ -15,8 +15,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tweetlake_contract::envelope::{Tweet, User};
 
 struct Recorded {
@@ -126,8 +126,11 @@ impl SearchSource for ReplaySearch {
                     users.push(u.clone());
                 }
             }
-            let mut out =
-                SearchPage { data: page.iter().map(|e| tweet(e).clone()).collect(), includes: Includes { users }, ..Default::default() };
+            let mut out = SearchPage {
+                data: page.iter().map(|e| tweet(e).clone()).collect(),
+                includes: Includes { users },
+                ..Default::default()
+            };
             out.meta.result_count = out.data.len() as u32;
             out.meta.newest_id = page.first().map(|t| t.0.to_string());
             out.meta.oldest_id = page.last().map(|t| t.0.to_string());

@@ -21,6 +21,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path, TableProperty};
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Application-transaction id of one Kafka topic-partition; its version is the last offset covered.
 pub fn app_id(tp: &TopicPartition) -> String {
@@ -32,11 +33,38 @@ pub fn first_app_id(tp: &TopicPartition) -> String {
     format!("tweetlake:{}:{}:first", tp.topic, tp.partition)
 }
 
+/// Application-transaction versions known at one table version. Delta keeps no index of them: each
+/// lookup replays the log since the last checkpoint, and a batch asks for up to two per partition, so
+/// what was read or written at the current version is kept and asked for once.
+#[derive(Debug, Default)]
+struct KnownTxns {
+    /// The table version the values hold at.
+    version: Option<u64>,
+    /// App id → its version (`None`: never written).
+    values: HashMap<String, Option<i64>>,
+}
+
+impl KnownTxns {
+    /// The known version of `app_id` if the values hold at `version`.
+    fn values_at(&self, version: Option<u64>, app_id: &str) -> Option<Option<i64>> {
+        (self.version == version).then(|| self.values.get(app_id).copied()).flatten()
+    }
+
+    /// The values at `version`, emptied first if they held at another.
+    fn at(&mut self, version: Option<u64>) -> &mut HashMap<String, Option<i64>> {
+        if self.version != version {
+            *self = KnownTxns { version, values: HashMap::new() };
+        }
+        &mut self.values
+    }
+}
+
 /// One Delta table that the process function appends to.
 pub struct DeltaSink {
     uri: String,
     table: DeltaTable,
     commit_retries: usize,
+    known: Mutex<KnownTxns>,
 }
 
 impl std::fmt::Debug for DeltaSink {
@@ -82,7 +110,7 @@ impl DeltaSink {
                 }
             };
         }
-        Ok(Self { uri: uri.to_owned(), table, commit_retries })
+        Ok(Self { uri: uri.to_owned(), table, commit_retries, known: Mutex::default() })
     }
 
     /// The table's location as configured.
@@ -101,8 +129,17 @@ impl DeltaSink {
     }
 
     async fn txn_version(&self, app_id: String) -> Result<Option<i64>, Error> {
+        let version = self.table.version();
+        if let Some(v) = self.known.lock().expect("not poisoned").values_at(version, &app_id) {
+            return Ok(v);
+        }
         let state = self.table.snapshot().map_err(|e| Error::delta(&self.uri, e))?;
-        state.transaction_version(self.table.log_store().as_ref(), app_id).await.map_err(|e| Error::delta(&self.uri, e))
+        let v = state
+            .transaction_version(self.table.log_store().as_ref(), app_id.clone())
+            .await
+            .map_err(|e| Error::delta(&self.uri, e))?;
+        self.known.lock().expect("not poisoned").at(version).insert(app_id, v);
+        Ok(v)
     }
 
     /// The last Kafka offset committed for each `(topic, partition)` asked for.
@@ -148,6 +185,8 @@ impl DeltaSink {
                 txns.push(Transaction::new_with_last_update(first_app_id(tp), first, now));
             }
         }
+        let written: Vec<(String, i64)> = txns.iter().map(|t| (t.app_id.clone(), t.version)).collect();
+        let base = self.table.version();
         let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
         let mut writer = RecordBatchWriter::for_table(&self.table).map_err(err)?;
         let mut adds = Vec::new();
@@ -165,6 +204,14 @@ impl DeltaSink {
             .map_err(err)?;
         let version = committed.version();
         self.table.state = Some(committed.snapshot());
+        // What was known before still holds only if this commit directly follows it (no other writer's
+        // commit came between); what this commit wrote holds either way.
+        let mut known = self.known.lock().expect("not poisoned");
+        if base.map(|b| b + 1) != Some(version) {
+            *known = KnownTxns::default();
+        }
+        let at = known.at(Some(version));
+        at.extend(written.into_iter().map(|(id, v)| (id, Some(v))));
         Ok(version as i64)
     }
 
