@@ -161,6 +161,16 @@ pub struct Esm {
     consumer: BaseConsumer,
     partitions: Vec<i32>,
     start: BTreeMap<i32, i64>,
+    /// A record polled that did not fit the last batch's payload: the first of the next.
+    held: std::sync::Mutex<Option<RawRecord>>,
+}
+
+/// About how many bytes `rec` adds to an event: base64 grows key and value by 4/3, a header byte is
+/// written as a number of up to four characters, and the record's JSON fields add a little more.
+fn event_size(rec: &RawRecord) -> usize {
+    let b64 = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)).div_ceil(3) * 4;
+    let headers: usize = rec.headers.iter().map(|(k, v)| k.len() + v.len() * 5 + 8).sum();
+    b64 + headers + rec.topic.len() + 160
 }
 
 fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
@@ -204,7 +214,7 @@ impl Esm {
             tpl.add_partition_offset(&settings.topic, *p, at)?;
         }
         consumer.assign(&tpl)?;
-        Ok(Self { settings, consumer, partitions: partitions.to_vec(), start: start.clone() })
+        Ok(Self { settings, consumer, partitions: partitions.to_vec(), start: start.clone(), held: Default::default() })
     }
 
     /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
@@ -212,18 +222,24 @@ impl Esm {
         let started = Instant::now();
         let mut batch = Vec::new();
         let mut bytes = 1024;
+        let mut held = self.held.lock().expect("not poisoned");
         while batch.len() < self.settings.batch_size {
-            let left = self.settings.window.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            let Some(m) = self.consumer.poll(left.min(Duration::from_millis(100))) else { continue };
-            let rec = consumed(&m?);
-            // Base64 grows a value by 4/3; the record's JSON wrapper adds a little more.
-            let size = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) * 4 / 3 + 256;
+            let rec = match held.take() {
+                Some(rec) => rec,
+                None => {
+                    let left = self.settings.window.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let Some(m) = self.consumer.poll(left.min(Duration::from_millis(100))) else { continue };
+                    consumed(&m?)
+                }
+            };
+            let size = event_size(&rec);
             if !batch.is_empty() && bytes + size > self.settings.max_payload {
-                // Too big for this invocation: read it again first thing next batch.
-                self.consumer.seek(&self.settings.topic, rec.partition, Offset::Offset(rec.offset), Duration::from_secs(10))?;
+                // Too big for this invocation: it opens the next one (kept, not fetched again: a seek
+                // would drop what the consumer has already fetched of the partition).
+                *held = Some(rec);
                 break;
             }
             bytes += size;
