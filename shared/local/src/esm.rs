@@ -317,37 +317,35 @@ impl Esm {
         progress: &mut EsmProgress,
         on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
     ) -> anyhow::Result<()> {
-        {
-            let batch = self.poll_batch()?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let event = msk_event(&self.settings.bootstrap, &batch);
-            let mut attempt = 0;
-            let summary = loop {
-                attempt += 1;
-                match invoker.invoke(event.clone()).await {
-                    Ok(s) => break s,
-                    Err(e) if attempt < self.settings.attempts => {
-                        tracing::warn!(attempt, "process function failed, retrying the batch: {e}");
-                        progress.retries += 1;
-                        tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
-                    }
-                    Err(e) => {
-                        anyhow::bail!("process function failed {attempt} times on a batch; stopping without moving past it: {e}")
-                    }
-                }
-            };
-            progress.batches += 1;
-            progress.records += batch.len();
-            progress.add(&summary);
-            for r in &batch {
-                let pos = progress.positions.entry(r.partition).or_insert(0);
-                *pos = (*pos).max(r.offset + 1);
-            }
-            self.commit_group(&batch, &progress.positions);
-            on_batch(progress);
+        let batch = self.poll_batch()?;
+        if batch.is_empty() {
+            return Ok(());
         }
+        let event = msk_event(&self.settings.bootstrap, &batch);
+        let mut attempt = 0;
+        let summary = loop {
+            attempt += 1;
+            match invoker.invoke(event.clone()).await {
+                Ok(s) => break s,
+                Err(e) if attempt < self.settings.attempts => {
+                    tracing::warn!(attempt, "process function failed, retrying the batch: {e}");
+                    progress.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+                Err(e) => {
+                    anyhow::bail!("process function failed {attempt} times on a batch; stopping without moving past it: {e}")
+                }
+            }
+        };
+        progress.batches += 1;
+        progress.records += batch.len();
+        progress.add(&summary);
+        for r in &batch {
+            let pos = progress.positions.entry(r.partition).or_insert(0);
+            *pos = (*pos).max(r.offset + 1);
+        }
+        self.commit_group(&batch, &progress.positions);
+        on_batch(progress);
         Ok(())
     }
 }
