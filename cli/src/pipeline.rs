@@ -253,7 +253,8 @@ pub async fn run(command: Command) -> Result<()> {
             let processor = std::sync::Arc::new(tweetlake_pipeline::Processor::new(cfg).await?);
             let (settings, bars) = (a.esm.settings(&a.group), a.esm.bars());
             let progress =
-                tweetlake_local::esm::deliver(settings, a.partitions.as_deref(), processor, bars, &|| false, None).await?;
+                tweetlake_local::esm::deliver(settings, a.partitions.as_deref(), processor, bars, Default::default(), None)
+                    .await?;
             println!("{}", serde_json::to_string(&progress)?);
             Ok(())
         }

@@ -126,3 +126,30 @@ async fn emulator_retries_a_failed_batch_and_cuts_batches_at_the_payload_cap() {
     assert_eq!(progress.rows_written, 40, "the failed batch was delivered again, nothing skipped or repeated");
     assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 40);
 }
+
+/// `deliver` runs a poller and a processor per partition, as a mapping scaled to its partitions does:
+/// each partition arrives in invocations of its own, all land once, and the last batch is cut as soon
+/// as the topic's end has arrived instead of after the batching window (two minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_runs_a_poller_per_partition_and_does_not_wait_out_the_window_at_the_end() {
+    let topic = new_topic("esm-parallel", 3).await;
+    let good: Vec<Vec<u8>> = (0..30)
+        .map(|i| envelope(&format!("{}", 1_720_000_000_000_000_000u64 + i), "sunny and calm", "2026-11-27T10:00:00.000Z", "par"))
+        .collect();
+    let values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
+    produce_raw(&bootstrap(), &topic, &values).await;
+    let end = end_offsets(&bootstrap(), &topic).unwrap();
+    let filled = end.values().filter(|e| **e > 0).count();
+    assert!(filled >= 2, "the keys spread over the partitions: {end:?}");
+    let t = local_tables();
+    let p = std::sync::Arc::new(processor(&t, &[]).await);
+    let settings = EsmSettings::new(&bootstrap(), &topic, 1000, Duration::from_secs(120), &format!("esm-{topic}"));
+    let started = std::time::Instant::now();
+    let progress = tweetlake_local::esm::deliver(settings, None, p, false, Default::default(), None).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60), "waited out the window: {:?}", started.elapsed());
+    assert_eq!(progress.records, 30, "{progress:?}");
+    assert_eq!(progress.batches, filled, "one invocation per partition: {progress:?}");
+    assert_eq!(progress.rows_written, 30);
+    assert_eq!(progress.positions, end.iter().filter(|(_, e)| **e > 0).map(|(k, v)| (*k, *v)).collect());
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 30);
+}

@@ -19,21 +19,70 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tweetlake_contract::envelope::{Tweet, User};
 
-struct Recorded {
-    /// `Some(tag)`: answers only that rule.
-    tag: Option<String>,
-    tweets: Vec<Tweet>,
-    users: Vec<User>,
-    /// User id → index in `users` (the first user recorded with that id).
-    user_index: HashMap<String, usize>,
+/// One recorded page: where its text is in the file until a request needs its tweets, then those.
+enum Page {
+    Raw(std::ops::Range<usize>),
+    Parsed(Arc<SearchPage>),
 }
 
-/// One tweet a rule can be answered with: its id, and where it is recorded (file, position).
-type Entry = (u64, usize, usize);
+struct Recorded {
+    /// Where the pages were read from, for error messages.
+    path: String,
+    /// `Some(tag)`: answers only that rule.
+    tag: Option<String>,
+    /// The file's text, read once (a copy per page would double the memory a large recording takes).
+    text: String,
+    /// The file's pages, parsed on first use: opening a large recording costs one scan for ids.
+    pages: Vec<Mutex<Page>>,
+    /// User id → (page, index in its `includes.users`) of the first user recorded with that id.
+    user_index: HashMap<String, (usize, usize)>,
+}
+
+impl Recorded {
+    /// Page `i`, parsed.
+    fn page(&self, i: usize) -> Result<Arc<SearchPage>, Error> {
+        let mut slot = self.pages[i].lock().expect("not poisoned");
+        let parsed = match &*slot {
+            Page::Parsed(p) => return Ok(Arc::clone(p)),
+            Page::Raw(at) => Arc::new(
+                serde_json::from_str::<SearchPage>(&self.text[at.clone()])
+                    .map_err(|e| Error::Replay { path: self.path.clone(), message: format!("page {}: {e}", i + 1) })?,
+            ),
+        };
+        *slot = Page::Parsed(Arc::clone(&parsed));
+        Ok(parsed)
+    }
+}
+
+/// What opening a recording reads of each page: the ids of its tweets and of its users.
+#[derive(serde::Deserialize)]
+struct PageIds {
+    #[serde(default)]
+    data: Vec<Id>,
+    #[serde(default)]
+    includes: IncludedIds,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct IncludedIds {
+    #[serde(default)]
+    users: Vec<Id>,
+}
+
+#[derive(serde::Deserialize)]
+struct Id {
+    id: String,
+}
+
+/// One tweet a rule can be answered with: its id, and where it is recorded (file, page, position).
+type Entry = (u64, usize, usize, usize);
 
 /// Recorded search pages.
 pub struct ReplaySearch {
     files: Vec<Recorded>,
+    /// Every recorded tweet: (id, file, page, position), in recording order (ids that are not numbers
+    /// are left out).
+    recorded: Vec<Entry>,
     /// Per rule tag: every tweet that rule can get, newest first, each id once — built on the rule's
     /// first request, so each page is a slice of it instead of a scan and sort of every recording.
     answers: Mutex<HashMap<String, Arc<Vec<Entry>>>>,
@@ -57,12 +106,14 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 impl ReplaySearch {
-    /// Loads every page under `path` (a file or a directory).
+    /// Opens every page under `path` (a file or a directory): reads them and their ids; a page's
+    /// tweets are parsed when a request first needs them.
     pub fn open(path: &Path, tags: &[String]) -> Result<Self, Error> {
-        let mut files = Vec::new();
+        let (mut files, mut recorded) = (Vec::new(), Vec::new());
         for f in files_of(path)? {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| Error::Replay { path: f.display().to_string(), message: e.to_string() })?;
+            let shown = f.display().to_string();
+            let err = |message: String| Error::Replay { path: shown.clone(), message };
+            let text = std::fs::read_to_string(&f).map_err(|e| err(e.to_string()))?;
             let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
             let tag = tags.iter().find(|t| **t == stem).cloned();
             let docs: Vec<&str> = if f.extension().and_then(|e| e.to_str()) == Some("jsonl") {
@@ -70,38 +121,50 @@ impl ReplaySearch {
             } else {
                 vec![text.as_str()]
             };
-            let mut rec = Recorded { tag, tweets: Vec::new(), users: Vec::new(), user_index: HashMap::new() };
-            for (i, doc) in docs.into_iter().enumerate() {
-                let page: SearchPage = serde_json::from_str(doc)
-                    .map_err(|e| Error::Replay { path: f.display().to_string(), message: format!("page {}: {e}", i + 1) })?;
-                rec.tweets.extend(page.data);
-                rec.users.extend(page.includes.users);
+            // Each page as its byte range in `text` (the lines are slices of it).
+            let range = |doc: &str| {
+                let at = doc.as_ptr() as usize - text.as_ptr() as usize;
+                at..at + doc.len()
+            };
+            let (fi, mut pages, mut user_index) = (files.len(), Vec::with_capacity(docs.len()), HashMap::new());
+            for (pi, doc) in docs.into_iter().enumerate() {
+                let ids: PageIds = serde_json::from_str(doc).map_err(|e| err(format!("page {}: {e}", pi + 1)))?;
+                recorded.extend(
+                    ids.data.iter().enumerate().filter_map(|(ti, t)| t.id.parse::<u64>().ok().map(|id| (id, fi, pi, ti))),
+                );
+                for (ui, u) in ids.includes.users.into_iter().enumerate() {
+                    user_index.entry(u.id).or_insert((pi, ui));
+                }
+                pages.push(Mutex::new(Page::Raw(range(doc))));
             }
-            for (i, u) in rec.users.iter().enumerate() {
-                rec.user_index.entry(u.id.clone()).or_insert(i);
-            }
-            files.push(rec);
+            files.push(Recorded { path: shown, tag, text, pages, user_index });
         }
-        Ok(Self { files, answers: Mutex::default() })
+        Ok(Self { files, recorded, answers: Mutex::default() })
     }
 
-    /// Every tweet rule `tag` can get, newest first (stable: equal ids keep their file order), each id
-    /// once; tweets whose id is not a number are left out.
+    /// Every tweet rule `tag` can get, newest first (stable: equal ids keep their recording order),
+    /// each id once.
     fn answers(&self, tag: &str) -> Arc<Vec<Entry>> {
         let mut cache = self.answers.lock().expect("not poisoned");
         let built = cache.entry(tag.to_owned()).or_insert_with(|| {
-            let mut all: Vec<Entry> = Vec::new();
-            for (fi, f) in self.files.iter().enumerate() {
-                if f.tag.as_deref().is_some_and(|t| t != tag) {
-                    continue;
-                }
-                all.extend(f.tweets.iter().enumerate().filter_map(|(ti, t)| t.id.parse::<u64>().ok().map(|id| (id, fi, ti))));
-            }
+            let mut all: Vec<Entry> =
+                self.recorded.iter().filter(|e| self.files[e.1].tag.as_deref().is_none_or(|t| t == tag)).copied().collect();
             all.sort_by_key(|e| std::cmp::Reverse(e.0));
             all.dedup_by_key(|e| e.0);
             Arc::new(all)
         });
         Arc::clone(built)
+    }
+
+    /// The recorded tweet at `entry` and its author, if the file records one.
+    fn tweet(&self, &(_, fi, pi, ti): &Entry) -> Result<(Tweet, Option<User>), Error> {
+        let file = &self.files[fi];
+        let tweet = file.page(pi)?.data[ti].clone();
+        let author = match tweet.author_id.as_ref().and_then(|a| file.user_index.get(a)) {
+            Some(&(up, ui)) => Some(file.page(up)?.includes.users[ui].clone()),
+            None => None,
+        };
+        Ok((tweet, author))
     }
 }
 
@@ -116,21 +179,16 @@ impl SearchSource for ReplaySearch {
             let start: usize = q.next_token.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             let end = (start + q.max_results as usize).min(tweets.len());
             let page = &tweets[start.min(end)..end];
-            let tweet = |&(_, fi, ti): &Entry| &self.files[fi].tweets[ti];
+            let mut data = Vec::with_capacity(page.len());
             let mut users: Vec<User> = Vec::new();
             for e in page {
-                let file = &self.files[e.1];
-                if let Some(u) = tweet(e).author_id.as_ref().and_then(|a| file.user_index.get(a)).map(|i| &file.users[*i])
-                    && !users.iter().any(|x| x.id == u.id)
-                {
-                    users.push(u.clone());
+                let (tweet, author) = self.tweet(e)?;
+                if let Some(u) = author.filter(|u| !users.iter().any(|x| x.id == u.id)) {
+                    users.push(u);
                 }
+                data.push(tweet);
             }
-            let mut out = SearchPage {
-                data: page.iter().map(|e| tweet(e).clone()).collect(),
-                includes: Includes { users },
-                ..Default::default()
-            };
+            let mut out = SearchPage { data, includes: Includes { users }, ..Default::default() };
             out.meta.result_count = out.data.len() as u32;
             out.meta.newest_id = page.first().map(|t| t.0.to_string());
             out.meta.oldest_id = page.last().map(|t| t.0.to_string());
@@ -175,7 +233,7 @@ impl StreamSource for ReplayStream {
 impl ReplaySearch {
     /// A source with no pages (the search side of a stream replay).
     pub fn empty() -> Self {
-        Self { files: Vec::new(), answers: Mutex::default() }
+        Self { files: Vec::new(), recorded: Vec::new(), answers: Mutex::default() }
     }
 }
 
@@ -183,5 +241,42 @@ impl ReplayStream {
     /// A session with nothing in it (the stream side of a search replay).
     pub fn empty() -> Self {
         Self { bytes: Bytes::new(), played: AtomicBool::new(true) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(next_token: Option<String>) -> SearchQuery {
+        SearchQuery { tag: "t".into(), query: "#t".into(), since_id: None, until_id: None, next_token, max_results: 2 }
+    }
+
+    fn page(rows: &[(&str, &str, &str)], users: &[&str]) -> String {
+        let data: Vec<String> =
+            rows.iter().map(|(id, text, author)| format!(r#"{{"id":"{id}","text":{text},"author_id":"{author}"}}"#)).collect();
+        let users: Vec<String> = users.iter().map(|u| format!(r#"{{"id":"{u}","username":"n{u}","name":"N"}}"#)).collect();
+        format!(r#"{{"data":[{}],"includes":{{"users":[{}]}}}}"#, data.join(","), users.join(","))
+    }
+
+    #[tokio::test]
+    async fn pages_are_served_newest_first_with_authors_from_any_page_and_parsed_when_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [
+            page(&[("1", r#""old""#, "u1"), ("2", r#""older page, newer id""#, "u2")], &["u1"]),
+            page(&[("3", r#""newest""#, "u1")], &["u2"]),
+            // Valid JSON whose tweet does not fit the schema: found only when a request reaches it.
+            page(&[("0", "5", "u1")], &[]),
+        ];
+        std::fs::write(dir.path().join("t.jsonl"), lines.join("\n")).unwrap();
+        let r = ReplaySearch::open(dir.path(), &["t".into()]).expect("opening reads only the ids");
+        let Answer::Ok(first, _) = r.search(&query(None)).await.unwrap() else { panic!("an answer") };
+        let ids: Vec<&str> = first.data.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["3", "2"]);
+        let users: Vec<&str> = first.includes.users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(users, ["u1", "u2"], "each author once, from whichever page recorded it");
+        assert!(matches!(&*r.files[0].pages[2].lock().unwrap(), Page::Raw(_)), "a page no request needed stays text");
+        let err = r.search(&query(first.meta.next_token.clone())).await.err().expect("the bad page is reported");
+        assert!(err.to_string().contains("page 3"), "{err}");
     }
 }

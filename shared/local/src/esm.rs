@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tweetlake_pipeline::decode::{Origin, RawRecord, encode_event};
+use tweetlake_pipeline::decode::{Origin, RawRecord, encode_event, encoded_size};
 
 /// Lambda's limit on an invocation payload.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -165,14 +165,6 @@ pub struct Esm {
     held: std::sync::Mutex<Option<RawRecord>>,
 }
 
-/// About how many bytes `rec` adds to an event: base64 grows key and value by 4/3, a header byte is
-/// written as a number of up to four characters, and the record's JSON fields add a little more.
-fn event_size(rec: &RawRecord) -> usize {
-    let b64 = (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)).div_ceil(3) * 4;
-    let headers: usize = rec.headers.iter().map(|(k, v)| k.len() + v.len() * 5 + 8).sum();
-    b64 + headers + rec.topic.len() + 160
-}
-
 fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
     // Partitions are assigned, not subscribed: the group never rebalances, it only holds committed
     // offsets, and only after the function succeeded (never automatically).
@@ -217,13 +209,14 @@ impl Esm {
         Ok(Self { settings, consumer, partitions: partitions.to_vec(), start: start.clone(), held: Default::default() })
     }
 
-    /// Polls one batch: up to `batch_size` records or `max_payload` bytes, waiting at most `window`.
-    fn poll_batch(&self) -> anyhow::Result<Vec<RawRecord>> {
+    /// Polls one batch: up to `batch_size` records (or `most`, when fewer are known to be left) or
+    /// `max_payload` bytes, waiting at most `window`.
+    fn poll_batch(&self, most: usize) -> anyhow::Result<Vec<RawRecord>> {
         let started = Instant::now();
         let mut batch = Vec::new();
         let mut bytes = 1024;
         let mut held = self.held.lock().expect("not poisoned");
-        while batch.len() < self.settings.batch_size {
+        while batch.len() < self.settings.batch_size.min(most) {
             let rec = match held.take() {
                 Some(rec) => rec,
                 None => {
@@ -235,7 +228,7 @@ impl Esm {
                     consumed(&m?)
                 }
             };
-            let size = event_size(&rec);
+            let size = encoded_size(&rec);
             if !batch.is_empty() && bytes + size > self.settings.max_payload {
                 // Too big for this invocation: it opens the next one (kept, not fetched again: a seek
                 // would drop what the consumer has already fetched of the partition).
@@ -276,9 +269,15 @@ impl Esm {
     ) -> anyhow::Result<()> {
         let done =
             |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
+        // Records left before the end: the last batch is cut when they have arrived, without waiting out
+        // the batching window (offsets that hold no record, such as transaction markers, make this an
+        // overestimate; then the window ends the batch).
+        let left = |p: &EsmProgress| -> usize {
+            until.iter().map(|(part, end)| (end - p.positions.get(part).copied().unwrap_or(0)).max(0) as usize).sum()
+        };
         self.begin(progress);
         while !done(progress) && !stop() {
-            self.deliver_one(invoker, progress, on_batch).await?;
+            self.deliver_one(invoker, left(progress), progress, on_batch).await?;
         }
         Ok(())
     }
@@ -295,7 +294,7 @@ impl Esm {
     ) -> anyhow::Result<()> {
         self.begin(progress);
         while producing.load(Ordering::SeqCst) && !stop() {
-            self.deliver_one(invoker, progress, on_batch).await?;
+            self.deliver_one(invoker, usize::MAX, progress, on_batch).await?;
         }
         let mut end = end_offsets(&self.settings.bootstrap, &self.settings.topic)?;
         end.retain(|p, _| self.partitions.contains(p));
@@ -309,15 +308,17 @@ impl Esm {
         }
     }
 
-    /// Polls one batch and, if it holds records, invokes the function with it until it succeeds (or
-    /// gives up after `attempts`), then records the progress and commits the group's offsets.
+    /// Polls one batch of at most `most` records and, if it holds any, invokes the function with it
+    /// until it succeeds (or gives up after `attempts`), then records the progress and commits the
+    /// group's offsets.
     async fn deliver_one(
         &self,
         invoker: &dyn Invoker,
+        most: usize,
         progress: &mut EsmProgress,
         on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
     ) -> anyhow::Result<()> {
-        let batch = self.poll_batch()?;
+        let batch = self.poll_batch(most)?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -350,17 +351,45 @@ impl Esm {
     }
 }
 
-/// Runs one emulator over `only` (or every partition) of the topic: from the offsets the tweets table
-/// records up to the topic's end as it stands now — or, while `producing` is set, as it stands once it
-/// is cleared — with a progress bar (`bars`) or a line per batch on stderr, until done or `stop` says
-/// so. Both `tweetlake local` (while its ingest run produces) and `tweetlake deliver` run this.
+impl EsmProgress {
+    /// Adds another emulator's totals (of other partitions) to these.
+    fn absorb(&mut self, other: &EsmProgress) {
+        self.batches += other.batches;
+        self.records += other.records;
+        self.retries += other.retries;
+        self.rows_written += other.rows_written;
+        self.duplicates_skipped += other.duplicates_skipped;
+        for (rule, n) in &other.quarantined {
+            *self.quarantined.entry(rule.clone()).or_default() += n;
+        }
+        self.positions.extend(other.positions.iter().map(|(p, o)| (*p, *o)));
+    }
+
+    /// The totals of several emulators.
+    fn sum<'a>(all: impl IntoIterator<Item = &'a EsmProgress>) -> EsmProgress {
+        let mut total = EsmProgress::default();
+        all.into_iter().for_each(|p| total.absorb(p));
+        total
+    }
+}
+
+/// Delivers the topic's partitions (`only`, or every one) from the offsets the tweets table records
+/// up to the topic's end as it stands now — or, while `producing` is set, as it stands once it is
+/// cleared — with a progress bar (`bars`) or a line per batch on stderr, until done or `stop` is set.
+/// Both `tweetlake local` (while its ingest run produces) and `tweetlake deliver` run this.
+///
+/// Like Lambda's Kafka event source mapping, which invokes the function concurrently for different
+/// partitions and in order, one batch at a time, within each, every partition gets an emulator and a
+/// processor of its own (as a separate function instance would have), running at the same time: they
+/// commit to the same tables, as concurrent Lambda instances do. A failed partition stops the others
+/// after their current batch.
 pub async fn deliver(
     settings: EsmSettings,
     only: Option<&[i32]>,
     processor: Arc<tweetlake_pipeline::Processor>,
     bars: bool,
-    stop: &(dyn Fn() -> bool + Sync),
-    producing: Option<&AtomicBool>,
+    stop: Arc<AtomicBool>,
+    producing: Option<Arc<AtomicBool>>,
 ) -> anyhow::Result<EsmProgress> {
     let mut end = end_offsets(&settings.bootstrap, &settings.topic)?;
     if let Some(only) = only {
@@ -384,8 +413,7 @@ pub async fn deliver(
             "process: the table has recorded offsets past the topic's end on partitions {ahead:?} (was the broker reset?); nothing new there"
         );
     }
-    let esm = Esm::new(settings, &partitions, &start)?;
-    let bar = match (bars, producing) {
+    let bar = match (bars, &producing) {
         (false, _) => indicatif::ProgressBar::hidden(),
         (true, None) => indicatif::ProgressBar::new(total as u64)
             .with_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records  {msg}").expect("template")),
@@ -393,26 +421,60 @@ pub async fn deliver(
         (true, Some(_)) => indicatif::ProgressBar::no_length()
             .with_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records  {msg}").expect("template")),
     };
-    let mut delivered = 0usize;
-    let mut on_batch = |p: &EsmProgress| {
-        bar.inc((p.records - delivered) as u64);
-        delivered = p.records;
-        bar.set_message(format!(
-            "{} rows, {} duplicates skipped, {} quarantined",
-            p.rows_written,
-            p.duplicates_skipped,
-            p.quarantined.values().sum::<usize>()
-        ));
-        if !bars {
-            eprintln!("batch {}: {} records delivered, {} rows written", p.batches, p.records, p.rows_written);
+    // Each emulator's totals, summed for the bar (or a line on stderr) after any of them delivers.
+    let each = Arc::new(std::sync::Mutex::new(vec![EsmProgress::default(); partitions.len()]));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
+    for (i, p) in partitions.iter().enumerate() {
+        let processor = match i {
+            0 => Arc::clone(&processor),
+            _ => Arc::new(processor.sibling().await?),
+        };
+        let esm = Esm::new(settings.clone(), &[*p], &start)?;
+        let until: BTreeMap<i32, i64> = end.iter().filter(|(q, _)| *q == p).map(|(q, e)| (*q, *e)).collect();
+        let (each, bar, stop, failed, producing) =
+            (Arc::clone(&each), bar.clone(), Arc::clone(&stop), Arc::clone(&failed), producing.clone());
+        workers.spawn(async move {
+            let stopped = || stop.load(Ordering::SeqCst) || failed.load(Ordering::SeqCst);
+            let mut on_batch = |mine: &EsmProgress| {
+                let all = {
+                    let mut each = each.lock().expect("not poisoned");
+                    each[i] = mine.clone();
+                    EsmProgress::sum(each.iter())
+                };
+                bar.set_position(all.records as u64);
+                bar.set_message(format!(
+                    "{} rows, {} duplicates skipped, {} quarantined",
+                    all.rows_written,
+                    all.duplicates_skipped,
+                    all.quarantined.values().sum::<usize>()
+                ));
+                if !bars {
+                    eprintln!("batch {}: {} records delivered, {} rows written", all.batches, all.records, all.rows_written);
+                }
+            };
+            let mut progress = EsmProgress::default();
+            let invoker = InProcess(processor);
+            let done = match &producing {
+                None => esm.run_until(&invoker, &until, &mut progress, &stopped, &mut on_batch).await,
+                Some(p) => esm.run_while_producing(&invoker, p, &mut progress, &stopped, &mut on_batch).await,
+            };
+            if done.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            done.map(|()| progress)
+        });
+    }
+    let (mut progress, mut first_error) = (EsmProgress::default(), None);
+    while let Some(joined) = workers.join_next().await {
+        match joined? {
+            Ok(p) => progress.absorb(&p),
+            Err(e) => first_error = first_error.or(Some(e)),
         }
-    };
-    let mut progress = EsmProgress::default();
-    let invoker = InProcess(processor);
-    match producing {
-        None => esm.run_until(&invoker, &end, &mut progress, stop, &mut on_batch).await?,
-        Some(p) => esm.run_while_producing(&invoker, p, &mut progress, stop, &mut on_batch).await?,
     }
     bar.finish();
-    Ok(progress)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(progress),
+    }
 }

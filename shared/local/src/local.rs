@@ -67,11 +67,14 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
         },
     }
 
-    // Both functions start (settings checked, tables opened or created) before either runs.
-    let ingest = Ingest::from_config(IngestConfig::from_lookup(lookup.clone())?).await?;
+    // Both functions start (settings checked, sources and tables opened or created) before either
+    // runs; they start at the same time, as two functions would.
+    let icfg = IngestConfig::from_lookup(lookup.clone())?;
     let pcfg = tweetlake_pipeline::ProcessConfig::from_lookup(lookup.clone())?;
     let tables = pcfg.tables.clone();
+    let starting = tokio::spawn(Ingest::from_config(icfg));
     let processor = Arc::new(tweetlake_pipeline::Processor::new(pcfg).await?);
+    let ingest = starting.await??;
 
     // 1. Ingest: one run of the ingest function's code, into the topic; 2. meanwhile, as the event
     // source mapping polls while messages arrive, the emulator delivers the topic to the process
@@ -85,9 +88,7 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
             report
         })
     };
-    let stop_flag = Arc::clone(&stop);
-    let stopped = move || stop_flag.load(Ordering::SeqCst);
-    let delivered = deliver(opts.esm.clone(), None, processor, opts.bars, &stopped, Some(&producing)).await;
+    let delivered = deliver(opts.esm.clone(), None, processor, opts.bars, Arc::clone(&stop), Some(producing)).await;
     let report = ingesting.await??;
     eprintln!(
         "ingest ({}): {} tweets fetched, {} messages acknowledged by the broker",

@@ -88,6 +88,13 @@ impl Processor {
         Ok(Self { cfg, model, tables: Mutex::new(tables) })
     }
 
+    /// Another processor with this one's settings and model and table handles of its own, as a second
+    /// function instance would have: the two can process batches of different partitions at once.
+    pub async fn sibling(&self) -> Result<Self, Error> {
+        let tables = Tables::open(&self.cfg).await?;
+        Ok(Self { cfg: self.cfg.clone(), model: self.model.clone(), tables: Mutex::new(tables) })
+    }
+
     /// The model version recorded with every row.
     pub fn model_version(&self) -> &str {
         self.model.version()
