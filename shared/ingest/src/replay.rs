@@ -30,8 +30,11 @@ struct Recorded {
     path: String,
     /// `Some(tag)`: answers only that rule.
     tag: Option<String>,
-    /// The file's text, read once (a copy per page would double the memory a large recording takes).
-    text: String,
+    /// The file's text, read once (a copy per page would double the memory a large recording takes)
+    /// and dropped once every page is parsed.
+    text: Mutex<Option<String>>,
+    /// Pages not parsed yet.
+    raw_left: std::sync::atomic::AtomicUsize,
     /// The file's pages, parsed on first use: opening a large recording costs one scan for ids.
     pages: Vec<Mutex<Page>>,
     /// User id → (page, index in its `includes.users`) of the first user recorded with that id.
@@ -44,12 +47,19 @@ impl Recorded {
         let mut slot = self.pages[i].lock().expect("not poisoned");
         let parsed = match &*slot {
             Page::Parsed(p) => return Ok(Arc::clone(p)),
-            Page::Raw(at) => Arc::new(
-                serde_json::from_str::<SearchPage>(&self.text[at.clone()])
-                    .map_err(|e| Error::Replay { path: self.path.clone(), message: format!("page {}: {e}", i + 1) })?,
-            ),
+            Page::Raw(at) => {
+                let text = self.text.lock().expect("not poisoned");
+                let text = text.as_deref().expect("kept while a page is text");
+                Arc::new(
+                    serde_json::from_str::<SearchPage>(&text[at.clone()])
+                        .map_err(|e| Error::Replay { path: self.path.clone(), message: format!("page {}: {e}", i + 1) })?,
+                )
+            }
         };
         *slot = Page::Parsed(Arc::clone(&parsed));
+        if self.raw_left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *self.text.lock().expect("not poisoned") = None;
+        }
         Ok(parsed)
     }
 }
@@ -137,7 +147,8 @@ impl ReplaySearch {
                 }
                 pages.push(Mutex::new(Page::Raw(range(doc))));
             }
-            files.push(Recorded { path: shown, tag, text, pages, user_index });
+            let raw_left = pages.len().into();
+            files.push(Recorded { path: shown, tag, text: Mutex::new(Some(text)), raw_left, pages, user_index });
         }
         Ok(Self { files, recorded, answers: Mutex::default() })
     }
@@ -276,7 +287,19 @@ mod tests {
         let users: Vec<&str> = first.includes.users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(users, ["u1", "u2"], "each author once, from whichever page recorded it");
         assert!(matches!(&*r.files[0].pages[2].lock().unwrap(), Page::Raw(_)), "a page no request needed stays text");
-        let err = r.search(&query(first.meta.next_token.clone())).await.err().expect("the bad page is reported");
+        assert!(r.files[0].text.lock().unwrap().is_some());
+        let Err(err) = r.search(&query(first.meta.next_token.clone())).await else { panic!("the bad page is reported") };
         assert!(err.to_string().contains("page 3"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_text_is_dropped_once_every_page_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [page(&[("1", r#""a""#, "u1")], &["u1"]), page(&[("2", r#""b""#, "u1")], &[])];
+        std::fs::write(dir.path().join("all.jsonl"), lines.join("\n")).unwrap();
+        let r = ReplaySearch::open(dir.path(), &[]).unwrap();
+        let Answer::Ok(all, _) = r.search(&query(None)).await.unwrap() else { panic!("an answer") };
+        assert_eq!(all.data.len(), 2);
+        assert!(r.files[0].text.lock().unwrap().is_none(), "nothing is left to parse from it");
     }
 }
