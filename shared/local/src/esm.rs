@@ -56,6 +56,10 @@ impl EsmSettings {
     }
 }
 
+/// Most pollers `deliver` runs at once, each with a processor (table handles and batches in flight) of
+/// its own: a topic of more partitions shares them out, so memory stays bounded.
+pub const MAX_POLLERS: usize = 8;
+
 /// The consumer group of the local run's emulator.
 pub const DEFAULT_GROUP: &str = "tweetlake-esm";
 
@@ -379,10 +383,10 @@ impl EsmProgress {
 /// Both `tweetlake local` (while its ingest run produces) and `tweetlake deliver` run this.
 ///
 /// Like Lambda's Kafka event source mapping, which invokes the function concurrently for different
-/// partitions and in order, one batch at a time, within each, every partition gets an emulator and a
-/// processor of its own (as a separate function instance would have), running at the same time: they
-/// commit to the same tables, as concurrent Lambda instances do. A failed partition stops the others
-/// after their current batch.
+/// partitions and in order, one batch at a time, within each, every partition (up to [`MAX_POLLERS`];
+/// beyond, the partitions are shared out among them) gets a poller and a processor of its own (as a
+/// separate function instance would have), running at the same time: they commit to the same tables,
+/// as concurrent Lambda instances do. A failed poller stops the others after their current batch.
 pub async fn deliver(
     settings: EsmSettings,
     only: Option<&[i32]>,
@@ -422,16 +426,19 @@ pub async fn deliver(
             .with_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records  {msg}").expect("template")),
     };
     // Each emulator's totals, summed for the bar (or a line on stderr) after any of them delivers.
-    let each = Arc::new(std::sync::Mutex::new(vec![EsmProgress::default(); partitions.len()]));
+    let each = Arc::new(std::sync::Mutex::new(vec![EsmProgress::default(); partitions.len().min(MAX_POLLERS)]));
     let failed = Arc::new(AtomicBool::new(false));
     let mut workers = tokio::task::JoinSet::new();
-    for (i, p) in partitions.iter().enumerate() {
+    // Up to MAX_POLLERS pollers, the partitions dealt out among them in turn.
+    let pollers = partitions.len().min(MAX_POLLERS);
+    for i in 0..pollers {
+        let mine: Vec<i32> = partitions.iter().skip(i).step_by(pollers).copied().collect();
         let processor = match i {
             0 => Arc::clone(&processor),
             _ => Arc::new(processor.sibling().await?),
         };
-        let esm = Esm::new(settings.clone(), &[*p], &start)?;
-        let until: BTreeMap<i32, i64> = end.iter().filter(|(q, _)| *q == p).map(|(q, e)| (*q, *e)).collect();
+        let esm = Esm::new(settings.clone(), &mine, &start)?;
+        let until: BTreeMap<i32, i64> = end.iter().filter(|(q, _)| mine.contains(q)).map(|(q, e)| (*q, *e)).collect();
         let (each, bar, stop, failed, producing) =
             (Arc::clone(&each), bar.clone(), Arc::clone(&stop), Arc::clone(&failed), producing.clone());
         workers.spawn(async move {

@@ -61,7 +61,8 @@ pub struct BatchSummary {
 /// A long-lived processor: the Lambda builds one at start and reuses it for every invocation.
 pub struct Processor {
     cfg: ProcessConfig,
-    model: Model,
+    /// Shared with the processor's siblings: it is read-only.
+    model: std::sync::Arc<Model>,
     tables: Mutex<Tables>,
 }
 
@@ -85,14 +86,14 @@ impl Processor {
             None => model,
         };
         let tables = Tables::open(&cfg).await?;
-        Ok(Self { cfg, model, tables: Mutex::new(tables) })
+        Ok(Self { cfg, model: std::sync::Arc::new(model), tables: Mutex::new(tables) })
     }
 
     /// Another processor with this one's settings and model and table handles of its own, as a second
     /// function instance would have: the two can process batches of different partitions at once.
     pub async fn sibling(&self) -> Result<Self, Error> {
         let tables = Tables::open(&self.cfg).await?;
-        Ok(Self { cfg: self.cfg.clone(), model: self.model.clone(), tables: Mutex::new(tables) })
+        Ok(Self { cfg: self.cfg.clone(), model: std::sync::Arc::clone(&self.model), tables: Mutex::new(tables) })
     }
 
     /// The model version recorded with every row.
