@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tweetlake_local::esm::{Esm, EsmProgress, EsmSettings, Http, MAX_PAYLOAD_BYTES, end_offsets};
-use tweetlake_tests::kafka::{GroupPosition, bootstrap, group_positions, new_topic, produce_raw};
+use tweetlake_tests::kafka::{GroupPosition, bootstrap, group_positions, new_topic, produce_keyed, produce_raw};
 use tweetlake_tests::lambda::LocalLambda;
 use tweetlake_tests::*;
 
@@ -133,11 +133,13 @@ async fn emulator_retries_a_failed_batch_and_cuts_batches_at_the_payload_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_runs_a_poller_per_partition_and_does_not_wait_out_the_window_at_the_end() {
     let topic = new_topic("esm-parallel", 3).await;
-    let good: Vec<Vec<u8>> = (0..30)
-        .map(|i| envelope(&format!("{}", 1_720_000_000_000_000_000u64 + i), "sunny and calm", "2026-11-27T10:00:00.000Z", "par"))
+    let keyed: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
+        .map(|i| {
+            let id = format!("{}", 1_720_000_000_000_000_000u64 + i);
+            (id.clone().into_bytes(), envelope(&id, "sunny and calm", "2026-11-27T10:00:00.000Z", "par"))
+        })
         .collect();
-    let values: Vec<&[u8]> = good.iter().map(Vec::as_slice).collect();
-    produce_raw(&bootstrap(), &topic, &values).await;
+    produce_keyed(&bootstrap(), &topic, &keyed).await;
     let end = end_offsets(&bootstrap(), &topic).unwrap();
     let filled = end.values().filter(|e| **e > 0).count();
     assert!(filled >= 2, "the keys spread over the partitions: {end:?}");
