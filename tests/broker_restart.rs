@@ -11,7 +11,10 @@ use tweetlake_ingest::{Ingest, IngestConfig};
 use tweetlake_tests::kafka::{bootstrap, end_offsets, new_topic, read_all, stack};
 use tweetlake_tests::xapi_server::write_generated_pages;
 
-const TWEETS: usize = 20_000;
+// Enough that producing outlasts the time between the first acknowledgement and the kill taking
+// effect (a new consumer per offsets check, then the stack script): with 20,000 the run sometimes
+// finished first.
+const TWEETS: usize = 60_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restarted_mid_run_gets_every_tweet_exactly_once_and_the_watermark_waits_for_it() {
@@ -26,7 +29,7 @@ async fn a_broker_restarted_mid_run_gets_every_tweet_exactly_once_and_the_waterm
         ("TWEETLAKE_KAFKA_BOOTSTRAP", bootstrap()),
         ("TWEETLAKE_TOPIC", topic.clone()),
         ("TWEETLAKE_WATERMARK_URI", wm.display().to_string()),
-        ("TWEETLAKE_MAX_PAGES_PER_RULE", "1000".to_owned()),
+        ("TWEETLAKE_MAX_PAGES_PER_RULE", (TWEETS / 100 + 1).to_string()),
         // Longer than the broker takes to come back.
         ("TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS", "120000".to_owned()),
     ];
@@ -54,13 +57,15 @@ async fn a_broker_restarted_mid_run_gets_every_tweet_exactly_once_and_the_waterm
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(!finished.load(Ordering::SeqCst), "the run waits for the broker");
-        assert!(!wm.exists(), "no watermark moves while messages are unacknowledged");
-        // Restart on the same storage; the producer reconnects and finishes.
+        let while_down = (finished.load(Ordering::SeqCst), wm.exists());
+        // Restart on the same storage; the producer reconnects and finishes. (Before asserting: a
+        // failed assertion must not leave the broker down for the tests after this one.)
         tokio::task::spawn_blocking(|| stack(&["up"])).await.unwrap();
-        acked_at_kill
+        (acked_at_kill, while_down)
     };
-    let (report, acked_at_kill) = tokio::join!(run, crash);
+    let (report, (acked_at_kill, (finished_while_down, marked_while_down))) = tokio::join!(run, crash);
+    assert!(!finished_while_down, "the run waits for the broker");
+    assert!(!marked_while_down, "no watermark moves while messages are unacknowledged");
     eprintln!("{acked_at_kill} of {TWEETS} tweets acknowledged when the broker was killed");
     assert!((acked_at_kill as usize) < TWEETS, "the broker was killed before the run finished ({acked_at_kill} acknowledged)");
     let report = report.expect("the run succeeds once the broker is back");
