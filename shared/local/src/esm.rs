@@ -271,16 +271,14 @@ impl Esm {
         stop: &(dyn Fn() -> bool + Sync),
         on_batch: &mut (dyn FnMut(&EsmProgress) + Send),
     ) -> anyhow::Result<()> {
-        let done =
-            |p: &EsmProgress| until.iter().all(|(part, end)| p.positions.get(part).copied().unwrap_or(0) >= *end || *end == 0);
-        // Records left before the end: the last batch is cut when they have arrived, without waiting out
-        // the batching window (offsets that hold no record, such as transaction markers, make this an
-        // overestimate; then the window ends the batch).
+        // Records left before the end (none: done). The last batch is cut when they have arrived,
+        // without waiting out the batching window (offsets that hold no record, such as transaction
+        // markers, make this an overestimate; then the window ends the batch).
         let left = |p: &EsmProgress| -> usize {
             until.iter().map(|(part, end)| (end - p.positions.get(part).copied().unwrap_or(0)).max(0) as usize).sum()
         };
         self.begin(progress);
-        while !done(progress) && !stop() {
+        while left(progress) > 0 && !stop() {
             self.deliver_one(invoker, left(progress), progress, on_batch).await?;
         }
         Ok(())
@@ -425,12 +423,12 @@ pub async fn deliver(
         (true, Some(_)) => indicatif::ProgressBar::no_length()
             .with_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records  {msg}").expect("template")),
     };
-    // Each emulator's totals, summed for the bar (or a line on stderr) after any of them delivers.
-    let each = Arc::new(std::sync::Mutex::new(vec![EsmProgress::default(); partitions.len().min(MAX_POLLERS)]));
-    let failed = Arc::new(AtomicBool::new(false));
-    let mut workers = tokio::task::JoinSet::new();
     // Up to MAX_POLLERS pollers, the partitions dealt out among them in turn.
     let pollers = partitions.len().min(MAX_POLLERS);
+    // Each poller's totals, summed for the bar (or a line on stderr) after any of them delivers.
+    let each = Arc::new(std::sync::Mutex::new(vec![EsmProgress::default(); pollers]));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
     for i in 0..pollers {
         let mine: Vec<i32> = partitions.iter().skip(i).step_by(pollers).copied().collect();
         let processor = match i {
