@@ -82,7 +82,7 @@ def good_batch():
     bad = [
         (None, "value_present"),
         (b'{"v":1,"tweet":', "json"),
-        (json.dumps({"v": 2, "tweet": tweets[0]}).encode(), "envelope_version"),
+        (json.dumps({"v": 99, "tweet": tweets[0]}).encode(), "envelope_version"),
         (json.dumps({"v": 1, "tweet": {"id": "1", "text": "no date"}}).encode(), "required_fields"),
         (json.dumps({"v": 1, "tweet": {"id": "x1", "text": "t", "created_at": "2021-09-22T16:37:29Z"}}).encode(), "id_format"),
         (json.dumps({"v": 1, "tweet": {"id": "2", "text": "t", "created_at": "22/09/2021"}}).encode(), "created_at"),

@@ -113,7 +113,7 @@ async fn search_paginates_merges_rules_and_advances_watermarks_only_forward() {
         let tags: Vec<String> = m.rules.iter().map(|r| r.tag.clone().unwrap()).collect();
         assert_eq!(c.header(headers::RULES).unwrap(), tags.join(","));
         assert_eq!(c.header(headers::SOURCE).as_deref(), Some("recent_search"));
-        assert_eq!(c.header(headers::ENVELOPE_VERSION).as_deref(), Some("1"));
+        assert_eq!(c.header(headers::ENVELOPE_VERSION).as_deref(), Some("2"));
         assert_eq!(c.header(headers::RUN_ID).as_deref(), Some(r1.run_id.as_str()));
         assert_eq!(m.ingest.run_id, r1.run_id);
     }
@@ -143,7 +143,8 @@ async fn search_paginates_merges_rules_and_advances_watermarks_only_forward() {
         server.seen().into_iter().filter(|s| s.query.get("query").map(String::as_str) == Some(BREXIT)).collect();
     assert!(brexit_reqs[..3].iter().all(|s| !s.query.contains_key("since_id")), "the first run starts without a watermark");
     assert_eq!(brexit_reqs[3].query["since_id"], newest_80.to_string());
-    assert_eq!(brexit_reqs[3].query["post.fields"], tweetlake_ingest::xapi::TWEET_FIELDS);
+    assert_eq!(brexit_reqs[3].query["post.fields"], tweetlake_ingest::xapi::SEARCH_POST_FIELDS);
+    assert_eq!(brexit_reqs[3].query["expansions"], tweetlake_ingest::xapi::SEARCH_EXPANSIONS);
     assert_eq!(FileStore::new(&wm).load().await.unwrap().0.rules["brexit"].since_id, Some(id_of(&brexit.tweets[99])));
     let r3 = run.run(far()).await.unwrap();
     assert_eq!(r3.produced.messages, 0);

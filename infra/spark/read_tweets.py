@@ -24,11 +24,13 @@ spark = (
 tweets = spark.read.format("delta").load(f"{root}/tweets")
 tweets.printSchema()
 
-# Sentiment per rule per hour from the tweets themselves (the aggregates table has it precomputed).
+# Sentiment per rule per hour from the tweets themselves (the aggregates table has it precomputed):
+# the mean over scored tweets that are not retweets, as the aggregates count it.
 (tweets
  .withColumn("rule", F.explode("rule_tags"))
  .groupBy("rule", F.date_trunc("hour", "created_at").alias("hour"))
- .agg(F.count("*").alias("tweets"), F.avg("sentiment_score").alias("mean_score"))
+ .agg(F.count("*").alias("tweets"),
+      F.avg(F.when(F.coalesce("kind", F.lit("original")) != "retweet", F.col("sentiment_score"))).alias("mean_score"))
  .orderBy("hour", "rule")
  .show(50, truncate=False))
 
@@ -37,6 +39,6 @@ aggregates = spark.read.format("delta").load(f"{root}/aggregates")
 (aggregates
  .where("dimension = 'rule' AND window_minutes = 60")
  .groupBy(F.col("value").alias("rule"), F.col("window_start").alias("hour"))
- .agg(F.sum("tweets").alias("tweets"), (F.sum("score_sum") / F.sum("tweets")).alias("mean_score"))
+ .agg(F.sum("tweets").alias("tweets"), (F.sum("score_sum") / F.sum(F.coalesce("scored", "tweets"))).alias("mean_score"))
  .orderBy("hour", "rule")
  .show(50, truncate=False))

@@ -12,6 +12,7 @@ use tweetlake_pipeline::{ProcessConfig, Processor};
 pub mod infra;
 pub mod kafka;
 pub mod lambda;
+pub mod posts;
 pub mod recount;
 pub mod spark;
 pub mod xapi_server;

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 /// (dimension, value, window minutes, window start as RFC 3339 in UTC).
 pub type WindowKey = (String, String, i64, String);
 
-/// (tweets, positive, neutral, negative, score sum) of one window.
-pub type WindowCounts = (i64, i64, i64, i64, f64);
+/// (tweets, positive, neutral, negative, score sum, scored) of one window: every post counts in
+/// `tweets`; the sentiment columns count scored posts that are not retweets.
+pub type WindowCounts = (i64, i64, i64, i64, f64, i64);
 
 /// The start of the `minutes`-long window holding the RFC 3339 time `created`.
 pub fn window_start(created: &str, minutes: i64) -> String {
@@ -19,11 +20,31 @@ pub fn window_start(created: &str, minutes: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(us).unwrap().to_rfc3339()
 }
 
-/// Every tweet of `tweets` (a `read_table` answer) counted once per rule tag and once per hashtag, in
-/// its 1-minute and 60-minute windows.
+/// The rows that count as posts: of the versions of an edited post (one `edit_root_id`; null in rows
+/// of tables written before the column, where each row is its own post), the one written first.
+pub fn counted_rows(tweets: &Value) -> Vec<&Value> {
+    let mut first: BTreeMap<String, &Value> = BTreeMap::new();
+    for r in tweets["rows"].as_array().unwrap() {
+        let root = r["edit_root_id"].as_str().or(r["tweet_id"].as_str()).unwrap().to_owned();
+        let at = |r: &Value| (r["kafka_partition"].as_i64().unwrap(), r["kafka_offset"].as_i64().unwrap());
+        first
+            .entry(root)
+            .and_modify(|f| {
+                if at(r) < at(f) {
+                    *f = r
+                }
+            })
+            .or_insert(r);
+    }
+    first.into_values().collect()
+}
+
+/// Every post of `tweets` (a `read_table` answer; see [`counted_rows`]) counted once per rule tag and
+/// once per hashtag, in its 1-minute and 60-minute windows; its sentiment counted if it was scored
+/// and is not a retweet.
 pub fn recount_windows(tweets: &Value) -> BTreeMap<WindowKey, WindowCounts> {
     let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
-    for r in tweets["rows"].as_array().unwrap() {
+    for r in counted_rows(tweets) {
         let dims = r["rule_tags"]
             .as_array()
             .unwrap()
@@ -36,12 +57,19 @@ pub fn recount_windows(tweets: &Value) -> BTreeMap<WindowKey, WindowCounts> {
                     (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
                 let e = out.entry(key).or_default();
                 e.0 += 1;
-                match r["sentiment_label"].as_str().unwrap() {
+                let (Some(label), Some(score)) = (r["sentiment_label"].as_str(), r["sentiment_score"].as_f64()) else {
+                    continue;
+                };
+                if r["kind"].as_str() == Some("retweet") {
+                    continue;
+                }
+                e.5 += 1;
+                match label {
                     "positive" => e.1 += 1,
                     "negative" => e.3 += 1,
                     _ => e.2 += 1,
                 }
-                e.4 += r["sentiment_score"].as_f64().unwrap();
+                e.4 += score;
             }
         }
     }
@@ -68,6 +96,8 @@ pub fn summed_partials(aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
         e.2 += r["neutral"].as_i64().unwrap();
         e.3 += r["negative"].as_i64().unwrap();
         e.4 += r["score_sum"].as_f64().unwrap();
+        // Null in partials written before the column: then every tweet was scored.
+        e.5 += r["scored"].as_i64().unwrap_or(r["tweets"].as_i64().unwrap());
     }
     out
 }
@@ -79,7 +109,7 @@ pub fn assert_partials_match_recount(tweets: &Value, aggs: &Value) -> BTreeMap<W
     assert_eq!(want.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "the same windows");
     for (k, w) in &want {
         let g = &got[k];
-        assert_eq!((w.0, w.1, w.2, w.3), (g.0, g.1, g.2, g.3), "{k:?}");
+        assert_eq!((w.0, w.1, w.2, w.3, w.5), (g.0, g.1, g.2, g.3, g.5), "{k:?}");
         assert!((w.4 - g.4).abs() < 1e-9, "{k:?} score sum {} vs {}", w.4, g.4);
     }
     got

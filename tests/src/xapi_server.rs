@@ -26,6 +26,8 @@ pub struct Pool {
     pub tweets: Vec<Value>,
     /// `includes.users`, as recorded.
     pub users: Vec<Value>,
+    /// `includes.tweets` (the retweeted, quoted and replied-to tweets), as recorded.
+    pub referenced: Vec<Value>,
     /// `errors`, as recorded.
     pub errors: Vec<Value>,
 }
@@ -37,6 +39,7 @@ impl Pool {
         Self {
             tweets: v["data"].as_array().cloned().unwrap_or_default(),
             users: v["includes"]["users"].as_array().cloned().unwrap_or_default(),
+            referenced: v["includes"]["tweets"].as_array().cloned().unwrap_or_default(),
             errors: v["errors"].as_array().cloned().unwrap_or_default(),
         }
     }
@@ -314,6 +317,66 @@ pub fn check_params(spec: &Value, path: &str, method: &str, q: &BTreeMap<String,
     out
 }
 
+/// Checks a value against a (resolved) schema of the spec: types, enums, required properties, and,
+/// where `closed`, no property the schema does not name. Returns the problems, with their paths.
+pub fn check_value(schema: &Value, v: &Value, path: &str, closed: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(options) = schema["oneOf"].as_array() {
+        if options.iter().all(|o| !check_value(o, v, path, closed).is_empty()) {
+            out.push(format!("{path}: matches none of the allowed shapes"));
+        }
+        return out;
+    }
+    let ok = match schema["type"].as_str() {
+        Some("string") => v.is_string(),
+        Some("integer") => v.is_i64() || v.is_u64(),
+        Some("number") => v.is_number(),
+        Some("boolean") => v.is_boolean(),
+        Some("array") => v.is_array(),
+        Some("object") => v.is_object(),
+        _ => true,
+    };
+    if !(ok || (v.is_null() && schema["nullable"] == true)) {
+        out.push(format!("{path}: {v} is not of type {}", schema["type"]));
+        return out;
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(v)
+    {
+        out.push(format!("{path}: {v} is not one of {e:?}"));
+    }
+    if let Some(items) = v.as_array() {
+        for (i, item) in items.iter().enumerate() {
+            out.extend(check_value(&schema["items"], item, &format!("{path}[{i}]"), closed));
+        }
+    }
+    if let Some(fields) = v.as_object() {
+        for r in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !fields.contains_key(r) {
+                out.push(format!("{path}.{r}: required"));
+            }
+        }
+        for (k, fv) in fields {
+            match schema["properties"].get(k) {
+                Some(ps) => out.extend(check_value(ps, fv, &format!("{path}.{k}"), closed)),
+                None if closed && schema["properties"].is_object() => out.push(format!("{path}.{k}: not in the schema")),
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+/// Checks a tweet object against the spec's `Post` schema (`tests/data/x-api/openapi-subset.json`):
+/// what a fixture built from the spec must pass.
+pub fn check_post(tweet: &Value) -> Vec<String> {
+    static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        serde_json::from_slice(&std::fs::read(repo_root().join("tests/data/x-api/openapi-subset.json")).expect("spec"))
+            .expect("json")
+    });
+    check_value(&SPEC["schemas"]["Post"], tweet, "post", true)
+}
+
 fn rate_headers(remaining: u32, reset: i64) -> [(&'static str, HeaderValue); 2] {
     [("x-rate-limit-remaining", remaining.into()), ("x-rate-limit-reset", reset.into())]
 }
@@ -355,6 +418,7 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     let pool = g.pools.get(q.get("query").map(String::as_str).unwrap_or_default()).cloned().unwrap_or(Pool {
         tweets: vec![],
         users: vec![],
+        referenced: vec![],
         errors: vec![],
     });
     let rate = match g.rate_remaining.as_mut() {
@@ -377,6 +441,13 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     let page = &tweets[start.min(end)..end];
     let authors: Vec<&str> = page.iter().filter_map(|t| t["author_id"].as_str()).collect();
     let users: Vec<&Value> = pool.users.iter().filter(|u| authors.contains(&u["id"].as_str().unwrap_or_default())).collect();
+    let refs: Vec<&str> = page
+        .iter()
+        .flat_map(|t| ["referenced_tweets", "referenced_posts"].into_iter().filter_map(|k| t[k].as_array()).flatten())
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    let referenced: Vec<&Value> =
+        pool.referenced.iter().filter(|t| refs.contains(&t["id"].as_str().unwrap_or_default())).collect();
     let mut meta = json!({"result_count": page.len()});
     if let (Some(f), Some(l)) = (page.first(), page.last()) {
         meta["newest_id"] = f["id"].clone();
@@ -389,6 +460,10 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     if !page.is_empty() {
         body["data"] = json!(page);
         body["includes"] = json!({"users": users});
+        if !referenced.is_empty() {
+            // The wire name the recorded responses use; the spec's newer terms call it `posts`.
+            body["includes"]["tweets"] = json!(referenced);
+        }
     }
     if !pool.errors.is_empty() && start == 0 {
         body["errors"] = json!(pool.errors);

@@ -53,6 +53,8 @@ pub mod vars {
     pub const MODEL_PATH: &str = "TWEETLAKE_MODEL_PATH";
     /// Override of the model's neutral band.
     pub const NEUTRAL_BAND: &str = "TWEETLAKE_NEUTRAL_BAND";
+    /// The languages the sentiment model scores: comma-separated codes, or `*` for every language.
+    pub const SENTIMENT_LANGUAGES: &str = "TWEETLAKE_SENTIMENT_LANGUAGES";
     /// Kafka bootstrap servers.
     pub const KAFKA_BOOTSTRAP: &str = "TWEETLAKE_KAFKA_BOOTSTRAP";
     /// The topic.

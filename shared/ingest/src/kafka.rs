@@ -218,7 +218,9 @@ impl KafkaProducer {
                 let tags: Vec<&str> = m.rules.iter().filter_map(|r| r.tag.as_deref()).collect();
                 let h = base.clone().insert(Header { key: headers::RULES, value: Some(&tags.join(",")) });
                 let payload = serde_json::to_vec(m).expect("envelope serializes");
-                (Some(m.tweet.id.clone()), payload, h)
+                // Keyed by the post, not the version: every version of an edited post lands in the same
+                // partition, where the process function's dedup window can tell they are one post.
+                (Some(m.tweet.edit_root_id().to_owned()), payload, h)
             })
             .collect();
         // Unreadable lines go keyless: without a readable id there is no partition to keep them in.

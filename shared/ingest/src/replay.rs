@@ -39,6 +39,8 @@ struct Recorded {
     pages: Vec<Mutex<Page>>,
     /// User id → (page, index in its `includes.users`) of the first user recorded with that id.
     user_index: HashMap<String, (usize, usize)>,
+    /// Tweet id → (page, index in its `includes.tweets`) of the first referenced tweet recorded with it.
+    included_index: HashMap<String, (usize, usize)>,
 }
 
 impl Recorded {
@@ -64,7 +66,7 @@ impl Recorded {
     }
 }
 
-/// What opening a recording reads of each page: the ids of its tweets and of its users.
+/// What opening a recording reads of each page: the ids of its tweets, users and referenced tweets.
 #[derive(serde::Deserialize)]
 struct PageIds {
     #[serde(default)]
@@ -77,6 +79,8 @@ struct PageIds {
 struct IncludedIds {
     #[serde(default)]
     users: Vec<Id>,
+    #[serde(default, alias = "posts")]
+    tweets: Vec<Id>,
 }
 
 #[derive(serde::Deserialize)]
@@ -136,7 +140,8 @@ impl ReplaySearch {
                 let at = doc.as_ptr() as usize - text.as_ptr() as usize;
                 at..at + doc.len()
             };
-            let (fi, mut pages, mut user_index) = (files.len(), Vec::with_capacity(docs.len()), HashMap::new());
+            let (fi, mut pages) = (files.len(), Vec::with_capacity(docs.len()));
+            let (mut user_index, mut included_index) = (HashMap::new(), HashMap::new());
             for (pi, doc) in docs.into_iter().enumerate() {
                 let ids: PageIds = serde_json::from_str(doc).map_err(|e| err(format!("page {}: {e}", pi + 1)))?;
                 recorded.extend(
@@ -145,10 +150,14 @@ impl ReplaySearch {
                 for (ui, u) in ids.includes.users.into_iter().enumerate() {
                     user_index.entry(u.id).or_insert((pi, ui));
                 }
+                for (ri, r) in ids.includes.tweets.into_iter().enumerate() {
+                    included_index.entry(r.id).or_insert((pi, ri));
+                }
                 pages.push(Mutex::new(Page::Raw(range(doc))));
             }
             let raw_left = pages.len().into();
-            files.push(Recorded { path: shown, tag, text: Mutex::new(Some(text)), raw_left, pages, user_index });
+            let text = Mutex::new(Some(text));
+            files.push(Recorded { path: shown, tag, text, raw_left, pages, user_index, included_index });
         }
         Ok(Self { files, recorded, answers: Mutex::default() })
     }
@@ -167,15 +176,20 @@ impl ReplaySearch {
         Arc::clone(built)
     }
 
-    /// The recorded tweet at `entry` and its author, if the file records one.
-    fn tweet(&self, &(_, fi, pi, ti): &Entry) -> Result<(Tweet, Option<User>), Error> {
+    /// The recorded tweet at `entry`, its author and the tweets it refers to, where the file records
+    /// them.
+    fn tweet(&self, &(_, fi, pi, ti): &Entry) -> Result<(Tweet, Option<User>, Vec<Tweet>), Error> {
         let file = &self.files[fi];
         let tweet = file.page(pi)?.data[ti].clone();
         let author = match tweet.author_id.as_ref().and_then(|a| file.user_index.get(a)) {
             Some(&(up, ui)) => Some(file.page(up)?.includes.users[ui].clone()),
             None => None,
         };
-        Ok((tweet, author))
+        let mut referenced = Vec::new();
+        for &(rp, ri) in tweet.referenced_tweets.iter().filter_map(|r| file.included_index.get(&r.id)) {
+            referenced.push(file.page(rp)?.includes.tweets[ri].clone());
+        }
+        Ok((tweet, author, referenced))
     }
 }
 
@@ -191,15 +205,20 @@ impl SearchSource for ReplaySearch {
             let end = (start + q.max_results as usize).min(tweets.len());
             let page = &tweets[start.min(end)..end];
             let mut data = Vec::with_capacity(page.len());
-            let mut users: Vec<User> = Vec::new();
+            let mut includes = Includes::default();
             for e in page {
-                let (tweet, author) = self.tweet(e)?;
-                if let Some(u) = author.filter(|u| !users.iter().any(|x| x.id == u.id)) {
-                    users.push(u);
+                let (tweet, author, referenced) = self.tweet(e)?;
+                if let Some(u) = author.filter(|u| !includes.users.iter().any(|x| x.id == u.id)) {
+                    includes.users.push(u);
+                }
+                for r in referenced {
+                    if !includes.tweets.iter().any(|x| x.id == r.id) {
+                        includes.tweets.push(r);
+                    }
                 }
                 data.push(tweet);
             }
-            let mut out = SearchPage { data, includes: Includes { users }, ..Default::default() };
+            let mut out = SearchPage { data, includes, ..Default::default() };
             out.meta.result_count = out.data.len() as u32;
             out.meta.newest_id = page.first().map(|t| t.0.to_string());
             out.meta.oldest_id = page.last().map(|t| t.0.to_string());

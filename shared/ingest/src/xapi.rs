@@ -8,11 +8,20 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tweetlake_contract::envelope::{Tweet, User};
 
-/// Tweet fields requested: those the message contract keeps. `author_id` is not among them: the
-/// spec's search endpoint does not list it as a field; the `author_id` expansion adds it.
-pub const TWEET_FIELDS: &str = "conversation_id,created_at,entities,id,lang,public_metrics,text";
-/// Expansions requested: the author (and with it `author_id`), so rows can carry the handle.
-pub const EXPANSIONS: &str = "author_id";
+/// Tweet fields requested from the filtered stream: those the message contract keeps. The full text
+/// of long posts, references (retweet, quote, reply) and the edit chain come with them.
+pub const STREAM_TWEET_FIELDS: &str = "conversation_id,created_at,edit_controls,edit_history_tweet_ids,entities,id,lang,\
+note_tweet,possibly_sensitive,public_metrics,referenced_tweets,reply_settings,source,text";
+/// Expansions requested from the filtered stream: the author (and with it `author_id`), so rows can
+/// carry the handle, and the referenced tweets, so a retweet carries its original's whole text.
+pub const STREAM_EXPANSIONS: &str = "author_id,referenced_tweets.id";
+/// Post fields requested from recent search. The spec names this endpoint's fields in its newer
+/// "post" terms and lists neither `author_id`, `referenced_tweets` nor the edit history as fields:
+/// the expansions below add them (the responses keep the wire names the stream uses; the envelope
+/// reads both).
+pub const SEARCH_POST_FIELDS: &str = "conversation_id,created_at,edit_controls,entities,id,lang,note_post,possibly_sensitive,public_metrics,reply_settings,source,text";
+/// Expansions requested from recent search, as [`STREAM_EXPANSIONS`] in the endpoint's terms.
+pub const SEARCH_EXPANSIONS: &str = "author_id,edit_history_post_ids,referenced_posts";
 /// User fields requested for the expanded author.
 pub const USER_FIELDS: &str = "id,name,username";
 
@@ -38,12 +47,15 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
-/// `includes` of a response: the expanded authors.
+/// `includes` of a response: the expanded authors and referenced tweets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Includes {
     /// Users referenced by the page's tweets.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Tweets the page's tweets retweet, quote or reply to (`posts` in the spec's newer terms).
+    #[serde(default, alias = "posts", skip_serializing_if = "Vec::is_empty")]
+    pub tweets: Vec<Tweet>,
 }
 
 /// `meta` of a search page.
@@ -325,7 +337,7 @@ impl XClient {
     pub async fn connect_stream(&self) -> Result<Result<reqwest::Response, (u16, String, RateLimit)>, reqwest::Error> {
         let resp = self
             .get(STREAM)
-            .query(&[("tweet.fields", TWEET_FIELDS), ("expansions", EXPANSIONS), ("user.fields", USER_FIELDS)])
+            .query(&[("tweet.fields", STREAM_TWEET_FIELDS), ("expansions", STREAM_EXPANSIONS), ("user.fields", USER_FIELDS)])
             .send()
             .await?;
         if resp.status().is_success() {
@@ -341,12 +353,11 @@ impl XClient {
 impl SearchSource for XClient {
     fn search<'a>(&'a self, q: &'a SearchQuery) -> BoxFuture<'a, Result<Answer<SearchPage>, Error>> {
         Box::pin(async move {
-            // The spec names the tweet-fields parameter `post.fields` on this endpoint.
             let mut params: Vec<(&str, String)> = vec![
                 ("query", q.query.clone()),
                 ("max_results", q.max_results.to_string()),
-                ("post.fields", TWEET_FIELDS.into()),
-                ("expansions", EXPANSIONS.into()),
+                ("post.fields", SEARCH_POST_FIELDS.into()),
+                ("expansions", SEARCH_EXPANSIONS.into()),
                 ("user.fields", USER_FIELDS.into()),
             ];
             if let Some(s) = q.since_id {

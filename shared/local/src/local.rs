@@ -33,7 +33,7 @@ pub struct LocalSummary {
     pub tweets_in_table: u64,
     /// Rows now in the quarantine table.
     pub quarantined_in_table: u64,
-    /// Per rule: tweets and mean sentiment score.
+    /// Per rule: tweets, and the mean sentiment score of its scored tweets that are not retweets.
     pub sentiment_per_rule: BTreeMap<String, (u64, f64)>,
     /// Per label: tweets.
     pub labels: BTreeMap<String, u64>,
@@ -108,7 +108,8 @@ pub async fn run(opts: LocalOptions, lookup: impl Fn(&str) -> Option<String> + C
         .iter()
         .map(|(rule, hours)| {
             let n: u64 = hours.iter().map(|h| h.1).sum();
-            let mean = hours.iter().map(|h| h.1 as f64 * h.2).sum::<f64>() / n.max(1) as f64;
+            let scored: u64 = hours.iter().map(|h| h.2).sum();
+            let mean = hours.iter().map(|h| h.2 as f64 * h.3).sum::<f64>() / scored.max(1) as f64;
             (rule.clone(), (n, mean))
         })
         .collect();

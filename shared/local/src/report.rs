@@ -16,10 +16,13 @@ pub struct ReportData {
     pub tweets: u64,
     /// Rows in the quarantine table.
     pub quarantined: u64,
-    /// Per rule tag: (hour start, tweets, mean sentiment score), by hour.
-    pub per_rule: BTreeMap<String, Vec<(String, u64, f64)>>,
-    /// Tweets per sentiment label.
+    /// Per rule tag: (hour start, tweets, tweets in the mean, mean sentiment score), by hour. The mean
+    /// is over scored tweets that are not retweets, as the aggregates table's.
+    pub per_rule: BTreeMap<String, Vec<(String, u64, u64, f64)>>,
+    /// Tweets per sentiment label (`unscored`: a language the model does not read).
     pub labels: BTreeMap<String, u64>,
+    /// Per language X detected (`none` when it gave none): tweets, and of them scored; most first.
+    pub languages: Vec<(String, u64, u64)>,
     /// The most used hashtags (lower-cased) and their counts.
     pub hashtags: Vec<(String, u64)>,
     /// Quarantined records per quality rule.
@@ -36,14 +39,21 @@ pub async fn read(tables: &TableLocations) -> anyhow::Result<ReportData> {
         quarantined: rows(&ctx, "SELECT count(*) AS n FROM quarantine").await?.first().map_or(0, |r| n(r, "n")),
         ..ReportData::default()
     };
-    let per_hour = "SELECT tag, CAST(date_trunc('hour', created_at) AS VARCHAR) AS hour, count(*) AS n, avg(sentiment_score) AS mean \
-         FROM (SELECT unnest(rule_tags) AS tag, created_at, sentiment_score FROM tweets) GROUP BY tag, hour ORDER BY hour";
+    // Rows of tables written before the `kind` column count as originals.
+    let per_hour = "SELECT tag, CAST(date_trunc('hour', created_at) AS VARCHAR) AS hour, count(*) AS n, count(mean_score) AS scored, \
+         avg(mean_score) AS mean FROM (SELECT unnest(rule_tags) AS tag, created_at, \
+         CASE WHEN coalesce(kind, 'original') <> 'retweet' THEN sentiment_score END AS mean_score FROM tweets) \
+         GROUP BY tag, hour ORDER BY hour";
     for r in rows(&ctx, per_hour).await? {
-        d.per_rule.entry(s(&r, "tag")).or_default().push((s(&r, "hour"), n(&r, "n"), r["mean"].as_f64().unwrap_or(0.0)));
+        let mean = r["mean"].as_f64().unwrap_or(0.0);
+        d.per_rule.entry(s(&r, "tag")).or_default().push((s(&r, "hour"), n(&r, "n"), n(&r, "scored"), mean));
     }
-    for r in rows(&ctx, "SELECT sentiment_label AS label, count(*) AS n FROM tweets GROUP BY 1").await? {
+    for r in rows(&ctx, "SELECT coalesce(sentiment_label, 'unscored') AS label, count(*) AS n FROM tweets GROUP BY 1").await? {
         d.labels.insert(s(&r, "label"), n(&r, "n"));
     }
+    let langs = "SELECT coalesce(lang, 'none') AS lang, count(*) AS n, count(sentiment_score) AS scored FROM tweets \
+         GROUP BY 1 ORDER BY n DESC, lang";
+    d.languages = rows(&ctx, langs).await?.iter().map(|r| (s(r, "lang"), n(r, "n"), n(r, "scored"))).collect();
     let tags = "SELECT lower(h) AS tag, count(*) AS n FROM (SELECT unnest(hashtags) AS h FROM tweets) GROUP BY 1 ORDER BY n DESC, tag LIMIT 15";
     d.hashtags = rows(&ctx, tags).await?.iter().map(|r| (s(r, "tag"), n(r, "n"))).collect();
     for r in rows(&ctx, "SELECT rule, count(*) AS n FROM quarantine GROUP BY 1").await? {
@@ -162,17 +172,23 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
 /// The self-contained HTML page.
 pub fn html(d: &ReportData, title: &str) -> String {
     let volume: BTreeMap<String, Vec<(String, f64)>> =
-        d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, n, _)| (x.clone(), *n as f64)).collect())).collect();
-    let mean: BTreeMap<String, Vec<(String, f64)>> =
-        d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, _, m)| (x.clone(), *m)).collect())).collect();
+        d.per_rule.iter().map(|(k, v)| (k.clone(), v.iter().map(|(x, n, _, _)| (x.clone(), *n as f64)).collect())).collect();
+    // An hour without a scored tweet has no mean: it is left out, not drawn as 0.
+    let mean: BTreeMap<String, Vec<(String, f64)>> = d
+        .per_rule
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().filter(|h| h.2 > 0).map(|(x, _, _, m)| (x.clone(), *m)).collect()))
+        .collect();
     let mut page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
         t = esc(title)
     );
+    let scored: u64 = d.languages.iter().map(|l| l.2).sum();
     let _ = writeln!(
         page,
-        "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>",
+        "<table id=\"summary\"><tr><th>tweets</th><td>{}</td></tr><tr><th>scored</th><td>{scored} ({:.1} %)</td></tr><tr><th>quarantined</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr></table>",
         d.tweets,
+        100.0 * scored as f64 / d.tweets.max(1) as f64,
         d.quarantined,
         d.per_rule.len()
     );
@@ -181,6 +197,12 @@ pub fn html(d: &ReportData, title: &str) -> String {
         &line_chart("sentiment", "Mean sentiment score per hour, per rule (0 negative … 1 positive)", &mean, Some((0.0, 1.0)));
     let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
     page += &bar_chart("labels", "Sentiment label shares", &labels);
+    let languages: Vec<(String, u64)> = d
+        .languages
+        .iter()
+        .map(|(lang, n, scored)| (format!("{lang} ({:.0} % scored)", 100.0 * *scored as f64 / (*n).max(1) as f64), *n))
+        .collect();
+    page += &bar_chart("languages", "Tweets per language (share the model scored)", &languages);
     page += &bar_chart("hashtags", "Top hashtags", &d.hashtags);
     let reasons: Vec<(String, u64)> = d.reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
     page += &bar_chart("quarantine", "Quarantined records per quality rule", &reasons);

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use tweetlake_pipeline::decode::{Origin, RawRecord, decode_event, encode_event};
 use tweetlake_pipeline::offsets::PerPartition;
-use tweetlake_pipeline::process::{EMBEDDED_MODEL, transform};
+use tweetlake_pipeline::post::Languages;
+use tweetlake_pipeline::process::{EMBEDDED_MODEL, Stages, transform};
 use tweetlake_pipeline::quality::QualityConfig;
 use tweetlake_pipeline::tables::{Stamp, tweets};
 use tweetlake_sentiment::Model;
@@ -48,6 +49,7 @@ fn bench(c: &mut Criterion) {
     let n = 5_000;
     let event = event_bytes(n);
     let quality = QualityConfig::default();
+    let languages = Languages::default();
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(20);
@@ -58,8 +60,7 @@ fn bench(c: &mut Criterion) {
                 let (_, records) = decode_event(&bytes).expect("decodes");
                 let mut windows = HashMap::new();
                 let out = transform(
-                    &model,
-                    &quality,
+                    &Stages { model: &model, quality: &quality, languages: &languages },
                     records,
                     &PerPartition::default(),
                     &PerPartition::default(),

@@ -5,8 +5,14 @@
 //! different batches and partitions are summed at query time, so concurrent partitions never need to
 //! update each other's rows, a redelivered batch is skipped by its recorded offsets, and a late tweet
 //! adds a partial to its own (old) window. A window's figures are `SUM(...)` grouped by the first four
-//! key columns; the mean score is `SUM(score_sum) / SUM(tweets)` (README, "Aggregates").
+//! key columns; the mean score is `SUM(score_sum) / SUM(scored)` (README, "Aggregates").
+//!
+//! Volume counts every post once, split by kind. Sentiment counts only scored posts (see
+//! [`crate::post::Languages`]) that are not retweets: a retweet repeats its original's words, so a viral
+//! retweet storm shows in `retweets` without outweighing what people wrote themselves. A later version
+//! of an edited post is not counted again (its row has `counted` false).
 
+use crate::post::Kind;
 use crate::tables::tweets::TweetRow;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,35 +60,61 @@ pub struct AggregateKey {
 /// Additive counts of one key; summing partials gives the window's totals.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Partial {
-    /// Tweets counted.
+    /// Posts counted, of every kind.
     pub tweets: i64,
-    /// Of which labelled positive.
+    /// Of the scored posts that are not retweets: labelled positive.
     pub positive: i64,
-    /// Of which labelled neutral.
+    /// … labelled neutral.
     pub neutral: i64,
-    /// Of which labelled negative.
+    /// … labelled negative.
     pub negative: i64,
-    /// Sum of the sentiment scores (probability of positive).
+    /// … the sum of their sentiment scores (probability of positive).
     pub score_sum: f64,
+    /// Scored posts that are not retweets: the denominator of the mean score.
+    #[serde(default)]
+    pub scored: i64,
+    /// Posts that are not retweets, quotes or replies.
+    #[serde(default)]
+    pub originals: i64,
+    /// Retweets.
+    #[serde(default)]
+    pub retweets: i64,
+    /// Quotes.
+    #[serde(default)]
+    pub quotes: i64,
+    /// Replies.
+    #[serde(default)]
+    pub replies: i64,
 }
 
 impl Partial {
     fn add(&mut self, row: &TweetRow) {
         self.tweets += 1;
-        match row.sentiment_label {
+        *match row.post.kind {
+            Kind::Original => &mut self.originals,
+            Kind::Retweet => &mut self.retweets,
+            Kind::Quote => &mut self.quotes,
+            Kind::Reply => &mut self.replies,
+        } += 1;
+        let (Some(label), Some(score)) = (row.sentiment_label, row.sentiment_score) else { return };
+        if row.post.kind == Kind::Retweet {
+            return;
+        }
+        self.scored += 1;
+        match label {
             "positive" => self.positive += 1,
             "negative" => self.negative += 1,
             _ => self.neutral += 1,
         }
-        self.score_sum += row.sentiment_score;
+        self.score_sum += score;
     }
 }
 
-/// The partial aggregates of `rows`: every tweet counts once per rule tag and once per hashtag, in
-/// each window length.
+/// The partial aggregates of `rows`: every counted post (see [`TweetRow::counted`]) counts once per
+/// rule tag and once per hashtag, in each window length.
 pub fn partials<'a>(rows: impl IntoIterator<Item = &'a TweetRow>) -> BTreeMap<AggregateKey, Partial> {
     let mut out: BTreeMap<AggregateKey, Partial> = BTreeMap::new();
-    for row in rows {
+    for row in rows.into_iter().filter(|r| r.counted) {
         let created_us = row.created_at.timestamp_micros();
         let dims = row.rule_tags.iter().map(|t| (Dimension::Rule, t)).chain(row.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
         for (dimension, value) in dims {
@@ -109,6 +141,10 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn row(tags: &[&str], hashtags: &[&str], secs: i64, label: &'static str, score: f64) -> TweetRow {
+        kind_row(tags, hashtags, secs, Some((label, score)), Kind::Original)
+    }
+
+    fn kind_row(tags: &[&str], hashtags: &[&str], secs: i64, sentiment: Option<(&'static str, f64)>, kind: Kind) -> TweetRow {
         TweetRow {
             tweet_id: "1".into(),
             created_at: Utc.timestamp_opt(secs, 0).unwrap(),
@@ -123,14 +159,22 @@ mod tests {
             urls: vec![],
             rule_tags: tags.iter().map(|s| s.to_string()).collect(),
             metrics: None,
-            sentiment_label: label,
-            sentiment_score: score,
+            sentiment_label: sentiment.map(|s| s.0),
+            sentiment_score: sentiment.map(|s| s.1),
             kafka_topic: "t".into(),
             kafka_partition: 0,
             kafka_offset: 0,
             kafka_timestamp_ms: 0,
             ingest_source: None,
             ingest_run_id: None,
+            post: crate::post::PostColumns {
+                kind,
+                full_text: String::new(),
+                referenced_id: None,
+                edit_root_id: "1".into(),
+                truncated: false,
+            },
+            counted: true,
         }
     }
 
@@ -158,5 +202,28 @@ mod tests {
         assert_eq!(get(Dimension::Rule, "rust", 1, base + 60).unwrap().tweets, 1);
         assert_eq!(get(Dimension::Hashtag, "async", 1, base).unwrap().tweets, 1);
         assert_eq!(p.len(), 5, "rule: 2 minutes + 1 hour; hashtag: 1 minute + 1 hour");
+    }
+
+    #[test]
+    fn volume_counts_every_kind_and_sentiment_only_scored_posts_that_are_not_retweets() {
+        let base = 1_764_000_000;
+        let mut later_version = kind_row(&["k"], &[], base, Some(("negative", 0.1)), Kind::Original);
+        later_version.counted = false;
+        let rows = [
+            kind_row(&["k"], &[], base, Some(("positive", 0.9)), Kind::Original),
+            kind_row(&["k"], &[], base, Some(("negative", 0.1)), Kind::Retweet),
+            kind_row(&["k"], &[], base, Some(("neutral", 0.5)), Kind::Quote),
+            kind_row(&["k"], &[], base, None, Kind::Reply),
+            later_version,
+        ];
+        let p = partials(&rows);
+        let hour = p.iter().find(|(k, _)| k.window_minutes == 60).unwrap().1;
+        assert_eq!(
+            (hour.tweets, hour.originals, hour.retweets, hour.quotes, hour.replies),
+            (4, 1, 1, 1, 1),
+            "the later version of an edited post is not counted again"
+        );
+        assert_eq!((hour.scored, hour.positive, hour.neutral, hour.negative), (2, 1, 1, 0));
+        assert!((hour.score_sum - 1.4).abs() < 1e-9);
     }
 }

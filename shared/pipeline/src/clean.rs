@@ -1,6 +1,6 @@
 //! Clean: readable text, extracted entities and the model's input, from a validated tweet.
 
-use crate::envelope::Tweet;
+use crate::envelope::Entities;
 use regex::Regex;
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -135,12 +135,12 @@ fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// Cleans a tweet. Entities come from X's `entities` when present, else from the text itself.
-pub fn clean(tweet: &Tweet) -> CleanTweet<'_> {
-    let decoded = html_escape::decode_html_entities(&tweet.text);
+/// Cleans a post's whole text ([`crate::post::Post::full_text`]). Entities come from X's `entities`
+/// for that text when present, else from the text itself.
+pub fn clean<'a>(text: &'a str, entities: Option<&Entities>) -> CleanTweet<'a> {
+    let decoded = html_escape::decode_html_entities(text);
     let clean_text = collapse_whitespace(decoded);
-    let model_text = tweetlake_sentiment::normalize(&tweet.text);
-    let entities = tweet.entities.as_ref();
+    let model_text = tweetlake_sentiment::normalize(text);
     let hashtags = match entities.filter(|e| !e.hashtags.is_empty()) {
         Some(e) => unique(e.hashtags.iter().map(|h| h.tag.to_lowercase())),
         None => unique(HASHTAG.captures_iter(&clean_text).map(|c| c[1].to_lowercase())),
@@ -159,7 +159,7 @@ pub fn clean(tweet: &Tweet) -> CleanTweet<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Entities, TagEntity};
+    use crate::envelope::{TagEntity, Tweet};
     use proptest::prelude::*;
 
     proptest! {
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn decodes_collapses_and_extracts_from_text() {
         let t = Tweet { text: "@Alice  loving #RustLang &amp; #rustlang\n http://t.co/x @bob".into(), ..Tweet::default() };
-        let c = clean(&t);
+        let c = clean(&t.text, t.entities.as_ref());
         assert_eq!(c.clean_text, "@Alice loving #RustLang & #rustlang http://t.co/x @bob");
         assert_eq!(c.model_text, "USER  loving #RustLang & #rustlang\n URL USER");
         assert_eq!(c.hashtags, vec!["rustlang"]);
@@ -187,6 +187,6 @@ mod tests {
             entities: Some(Entities { hashtags: vec![TagEntity { tag: "Brexit".into() }], ..Entities::default() }),
             ..Tweet::default()
         };
-        assert_eq!(clean(&t).hashtags, vec!["brexit"]);
+        assert_eq!(clean(&t.text, t.entities.as_ref()).hashtags, vec!["brexit"]);
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::dedup::DedupConfig;
 use crate::error::Error;
+use crate::post::Languages;
 use crate::quality::QualityConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub struct ProcessConfig {
     pub model_path: Option<PathBuf>,
     /// `TWEETLAKE_NEUTRAL_BAND`: override of the model's neutral band, in [0, 0.5).
     pub neutral_band: Option<f32>,
+    /// `TWEETLAKE_SENTIMENT_LANGUAGES`: the languages the model scores (default `en`; `*` for all).
+    pub languages: Languages,
     /// `TWEETLAKE_DEDUP_WINDOW_SECS` and `TWEETLAKE_DEDUP_MAX_IDS`.
     pub dedup: DedupConfig,
     /// `TWEETLAKE_MAX_PAYLOAD_BYTES`, `TWEETLAKE_MAX_TEXT_CHARS`, `TWEETLAKE_MAX_FUTURE_SKEW_SECS`.
@@ -124,6 +127,12 @@ impl ProcessConfig {
                 None => None,
                 Some(_) => {
                     Some(parse_setting(&get, vars::NEUTRAL_BAND, 0.0f32, |b| (0.0..0.5).contains(b), "a number in [0, 0.5)")?)
+                }
+            },
+            languages: match get(vars::SENTIMENT_LANGUAGES).filter(|v| !v.trim().is_empty()) {
+                None => Languages::default(),
+                Some(list) => {
+                    Languages::parse(&list).map_err(|message| Error::Config { var: vars::SENTIMENT_LANGUAGES, message })?
                 }
             },
             dedup: DedupConfig {

@@ -82,6 +82,10 @@ pub struct SeenIds {
     /// already written before, and read after, every tweets commit of the partition.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unaggregated: Vec<(AggregateKey, Partial)>,
+    /// Edited posts: the first version's id → the newest version's id written. The first version's id
+    /// is in `ids` too (with the time of the newest version), so it expires with the post.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub versions: HashMap<u64, u64, Fast>,
 }
 
 /// Window limits.
@@ -110,6 +114,20 @@ impl SeenIds {
         self.ids.entry(id).or_insert(timestamp_ms);
     }
 
+    /// The newest version written of the post whose first version is `root`, if any was.
+    pub fn newest_version(&self, root: u64) -> Option<u64> {
+        self.versions.get(&root).copied().or_else(|| self.contains(root).then_some(root))
+    }
+
+    /// Remembers that version `id` of the edited post `root` was written.
+    pub fn insert_version(&mut self, root: u64, id: u64, timestamp_ms: i64) {
+        self.insert(id, timestamp_ms);
+        // The post stays as long as its newest version does.
+        self.ids.insert(root, timestamp_ms.max(self.ids.get(&root).copied().unwrap_or(timestamp_ms)));
+        let newest = self.versions.entry(root).or_insert(id);
+        *newest = (*newest).max(id);
+    }
+
     /// Drops ids that fell out of the window or over the cap, and moves the state to `offset`. The
     /// window ends at the newest timestamp it holds, but never later than `now_ms` (the processing
     /// clock): one record stamped far in the future (stored before such records were quarantined, or
@@ -125,6 +143,8 @@ impl SeenIds {
             by_age.truncate(cfg.max_ids);
             self.ids = by_age.into_iter().map(|(v, k)| (k, v)).collect();
         }
+        let ids = &self.ids;
+        self.versions.retain(|root, _| ids.contains_key(root));
     }
 }
 
@@ -169,6 +189,22 @@ mod tests {
         assert!(s.contains(1), "a minute-old id stays within an hour's window");
     }
 
+    #[test]
+    fn remembers_the_newest_version_of_an_edited_post_until_the_post_expires() {
+        let mut s = SeenIds::default();
+        assert_eq!(s.newest_version(10), None);
+        s.insert(10, 1_000);
+        assert_eq!(s.newest_version(10), Some(10), "an unedited post is its own newest version");
+        s.insert_version(10, 12, 5_000);
+        s.insert_version(10, 11, 6_000);
+        assert_eq!(s.newest_version(10), Some(12));
+        s.advance(3, &DedupConfig { window_ms: 10_000, max_ids: 10 }, i64::MAX);
+        assert_eq!(s.newest_version(10), Some(12), "kept while the post's newest version is in the window");
+        s.insert(99, 20_000);
+        s.advance(4, &DedupConfig { window_ms: 10_000, max_ids: 10 }, i64::MAX);
+        assert_eq!((s.newest_version(10), s.versions.len()), (None, 0));
+    }
+
     proptest! {
         #[test]
         fn state_never_exceeds_the_cap(ids in proptest::collection::vec((0u32..500, 0i64..1_000_000), 0..400), cap in 1usize..50) {
@@ -180,7 +216,8 @@ mod tests {
 
         #[test]
         fn stored_form_round_trips_with_ids_as_json_keys(ids in proptest::collection::hash_map(any::<u64>(), any::<i64>(), 0..50)) {
-            let s = SeenIds { through_offset: 7, ids: ids.into_iter().collect(), unaggregated: Vec::new() };
+            let versions = ids.keys().take(3).map(|k| (*k, k.wrapping_add(1))).collect();
+            let s = SeenIds { through_offset: 7, ids: ids.into_iter().collect(), unaggregated: Vec::new(), versions };
             let json = serde_json::to_string(&s).unwrap();
             prop_assert_eq!(serde_json::from_str::<SeenIds>(&json).unwrap(), s);
         }

@@ -1,5 +1,5 @@
 //! Tweetlake's pipeline library. Data flows one way through one module per stage:
-//! [`decode`] → [`quality`] → [`dedup`] → [`clean`] → score (the `tweetlake-sentiment` crate) →
+//! [`decode`] → [`quality`] → [`post`] → [`dedup`] → [`clean`] → score (the `tweetlake-sentiment` crate) →
 //! [`aggregate`]; the rows go to their [`tables`] and are committed by the protocol in [`commit`]
 //! through the Delta [`sink`]. [`process`] runs them for one Kafka batch; [`offsets`] names where a
 //! record came from. The functions in `functions/` are thin wrappers around this crate.
@@ -16,6 +16,7 @@ pub mod error;
 pub mod maintenance;
 pub mod metrics;
 pub mod offsets;
+pub mod post;
 pub mod process;
 pub mod quality;
 pub mod sink;

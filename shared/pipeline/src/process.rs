@@ -7,6 +7,7 @@ use crate::decode::{RawRecord, decode_event};
 use crate::dedup::{self, BatchDedup, SeenIds};
 use crate::error::Error;
 use crate::offsets::{Coverage, PerPartition, TopicPartition};
+use crate::post::{Languages, Post};
 use crate::quality::{QualityConfig, check};
 use crate::tables::Stamp;
 use crate::tables::quarantine::QuarantineRow;
@@ -45,6 +46,14 @@ pub struct BatchSummary {
     pub duplicates_in_batch: usize,
     /// Tweets already written from an earlier offset within the dedup window.
     pub duplicates_in_window: usize,
+    /// Versions of an edited post older than one the table already holds: dropped, so the newest row
+    /// of a post is always its latest version.
+    pub superseded_versions: usize,
+    /// Rows written for a later version of an edited post the table already holds: in the table (with
+    /// `edit_root_id` pointing at the first version), not counted again in the aggregates.
+    pub later_versions: usize,
+    /// Rows left unscored: their language is not one the model reads (see `TWEETLAKE_SENTIMENT_LANGUAGES`).
+    pub unscored: usize,
     /// New partial rows in the aggregates table.
     pub aggregate_rows: usize,
     /// New quarantine rows per rule.
@@ -132,8 +141,9 @@ impl Processor {
         let mut tables = self.tables.lock().await;
         let held = tables.read(&ranges, self.cfg.offset_gap_grace_secs, now).await?;
         let mut windows = dedup::load_windows(&tables.tweets, &held.tweets).await?;
+        let stages = Stages { model: &self.model, quality: &self.cfg.quality, languages: &self.cfg.languages };
         let Transformed { rows, rejected, mut summary } =
-            transform(&self.model, &self.cfg.quality, records, &held.tweets, &held.quarantine, &mut windows, now);
+            transform(&stages, records, &held.tweets, &held.quarantine, &mut windows, now);
         let stamp = Stamp { now, model_version: self.model.version() };
         let done = tables.commit(&ranges, &held, rows, rejected, windows, &self.cfg.dedup, &stamp).await?;
         summary.record(done, held.gaps_accepted, &ranges);
@@ -168,13 +178,28 @@ pub struct Transformed {
     pub summary: BatchSummary,
 }
 
+/// What the in-memory stages are configured with.
+#[derive(Clone, Copy)]
+pub struct Stages<'a> {
+    /// The sentiment model.
+    pub model: &'a Model,
+    /// The quality rules' limits.
+    pub quality: &'a QualityConfig,
+    /// The languages the model scores.
+    pub languages: &'a Languages,
+}
+
 /// The in-memory stages for decoded records, in order: skip what `done_t` / `done_q` (the coverage of
-/// the tweets and quarantine tables) already hold, apply the quality rules, dedup against the batch and
-/// each partition's window (updated in place), clean and score. Dedup comes before cleaning so a
-/// duplicate costs neither.
+/// the tweets and quarantine tables) already hold, apply the quality rules, read each as a post, dedup
+/// against the batch and each partition's window (updated in place), clean and score. Dedup comes
+/// before cleaning so a duplicate costs neither.
+///
+/// Edited posts: the window knows each post (by its first version's id) and the newest version
+/// written. A later version gets a row of its own that points at the first (`edit_root_id`) and that
+/// the aggregates do not count again; an older version arriving after a newer one is dropped. So a
+/// post counts once, and its row with the highest `tweet_id` is always its latest version.
 pub fn transform(
-    model: &Model,
-    quality: &QualityConfig,
+    stages: &Stages<'_>,
     records: Vec<RawRecord>,
     done_t: &PerPartition<Coverage>,
     done_q: &PerPartition<Coverage>,
@@ -182,7 +207,7 @@ pub fn transform(
     now: DateTime<Utc>,
 ) -> Transformed {
     let mut summary = BatchSummary { records_in: records.len(), ..BatchSummary::default() };
-    let mut scorer = model.scorer();
+    let mut scorer = stages.model.scorer();
     let mut in_batch = BatchDedup::default();
     let (mut rows, mut rejected) = (Vec::with_capacity(records.len()), Vec::new());
     // Records arrive grouped by partition: look its state up when the partition changes, not per record.
@@ -204,7 +229,7 @@ pub fn transform(
             summary.redelivered_skipped += 1;
             continue;
         }
-        let valid = match check(&rec, quality, now) {
+        let valid = match check(&rec, stages.quality, now) {
             Ok(v) => v,
             Err(rejection) => {
                 if skip_q {
@@ -230,12 +255,29 @@ pub fn transform(
             continue;
         }
         // A record without a timestamp is remembered as of now, so it stays in the window for its length.
-        window.insert(valid.id, if rec.timestamp_ms >= 0 { rec.timestamp_ms } else { now.timestamp_millis() });
-        let (model_text, cleaned) = clean(&valid.message.tweet).split();
-        let p = scorer.predict_normalized(&model_text);
-        // The model's input may borrow the tweet's text, which moves into the row next.
+        let seen_at = if rec.timestamp_ms >= 0 { rec.timestamp_ms } else { now.timestamp_millis() };
+        let later_version = if valid.root == valid.id {
+            window.insert(valid.id, seen_at);
+            false
+        } else {
+            let newest = window.newest_version(valid.root);
+            if newest.is_some_and(|n| valid.id < n) {
+                summary.superseded_versions += 1;
+                continue;
+            }
+            window.insert_version(valid.root, valid.id, seen_at);
+            newest.is_some()
+        };
+        summary.later_versions += usize::from(later_version);
+        let post = Post::of(&valid.message);
+        let scored = stages.languages.scores(valid.message.tweet.lang.as_deref(), post.full_text);
+        summary.unscored += usize::from(!scored);
+        let (model_text, cleaned) = clean(post.full_text, post.entities).split();
+        let p = scored.then(|| scorer.predict_normalized(&model_text));
+        let post = post.columns();
+        // The model's input may borrow the message, which moves into the row next.
         drop(model_text);
-        rows.push(TweetRow::new(rec, valid, cleaned, p));
+        rows.push(TweetRow::new(rec, valid, post, cleaned, p, !later_version));
     }
     Transformed { rows, rejected, summary }
 }

@@ -2,7 +2,7 @@
 //! rule's name and a message, never dropped and never failing the batch.
 
 use crate::decode::{NO_TIMESTAMP, RawRecord};
-use crate::envelope::{ENVELOPE_VERSION, TweetMessage};
+use crate::envelope::{READABLE_VERSIONS, TweetMessage};
 use chrono::{DateTime, Utc};
 
 /// A quality rule: its name (stored with each rejected record) and what it checks.
@@ -32,7 +32,7 @@ pub const RULES: &[Rule] = &[
     Rule { name: "schema", description: "the JSON has the envelope's shape and types" },
     Rule { name: "envelope_version", description: "the envelope version is one this build reads" },
     Rule { name: "required_fields", description: "tweet.id, tweet.text and tweet.created_at are present" },
-    Rule { name: "id_format", description: "tweet.id is 1 to 19 decimal digits" },
+    Rule { name: "id_format", description: "tweet.id and the first id of its edit history are 1 to 19 decimal digits" },
     Rule { name: "text_length", description: "tweet.text has 1 to the configured maximum characters" },
     Rule {
         name: "created_at",
@@ -77,6 +77,8 @@ pub struct ValidTweet {
     pub id: u64,
     /// Parsed `tweet.created_at`.
     pub created_at: DateTime<Utc>,
+    /// The id of the post's first version as a number: `id` unless the post was edited.
+    pub root: u64,
 }
 
 fn reject(rule: &'static str, message: impl Into<String>) -> Rejection {
@@ -114,8 +116,11 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
         serde_json::error::Category::Data => reject("schema", e.to_string()),
         _ => reject("json", e.to_string()),
     })?;
-    if message.v != ENVELOPE_VERSION {
-        return Err(reject("envelope_version", format!("version {} is not {ENVELOPE_VERSION}", message.v)));
+    if !READABLE_VERSIONS.contains(&message.v) {
+        return Err(reject(
+            "envelope_version",
+            format!("version {} is not one of {}..={}", message.v, READABLE_VERSIONS.start(), READABLE_VERSIONS.end()),
+        ));
     }
     let t = &message.tweet;
     let missing: Vec<&str> =
@@ -126,9 +131,14 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
     if !missing.is_empty() {
         return Err(reject("required_fields", format!("missing {}", missing.join(", "))));
     }
-    let id = match t.id.parse::<u64>() {
-        Ok(id) if t.id.len() <= 19 && t.id.bytes().all(|b| b.is_ascii_digit()) => id,
-        _ => return Err(reject("id_format", format!("tweet.id {:?} is not 1 to 19 digits", t.id))),
+    let number = |field: &str, v: &str| match v.parse::<u64>() {
+        Ok(id) if v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(reject("id_format", format!("{field} {v:?} is not 1 to 19 digits"))),
+    };
+    let id = number("tweet.id", &t.id)?;
+    let root = match t.edit_history_tweet_ids.first() {
+        Some(first) => number("tweet.edit_history_tweet_ids[0]", first)?,
+        None => id,
     };
     let chars = t.text.chars().count();
     if chars > cfg.max_text_chars || t.text.trim().is_empty() {
@@ -145,7 +155,7 @@ pub fn check(rec: &RawRecord, cfg: &QualityConfig, now: DateTime<Utc>) -> Result
             format!("{raw} is more than {}s after the record's Kafka timestamp {reference}", cfg.max_future_skew_secs),
         ));
     }
-    Ok(ValidTweet { message, id, created_at })
+    Ok(ValidTweet { message, id, created_at, root })
 }
 
 #[cfg(test)]
@@ -177,7 +187,8 @@ mod tests {
         assert_eq!(rule_of(None), "value_present");
         assert_eq!(rule_of(Some("{\"v\":1,")), "json");
         assert_eq!(rule_of(Some(r#"{"v":"one"}"#)), "schema");
-        assert_eq!(rule_of(Some(r#"{"v":2,"tweet":{}}"#)), "envelope_version");
+        assert_eq!(rule_of(Some(r#"{"v":3,"tweet":{}}"#)), "envelope_version");
+        assert_eq!(rule_of(Some(r#"{"v":0,"tweet":{}}"#)), "envelope_version");
         assert_eq!(rule_of(Some(r#"{"v":1,"tweet":{"id":"1"}}"#)), "required_fields");
         assert_eq!(rule_of(Some(&good.replace("\"123\"", "\"12a\""))), "id_format");
         assert_eq!(rule_of(Some(&good.replace("\"hi\"", "\"   \""))), "text_length");

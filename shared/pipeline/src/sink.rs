@@ -8,20 +8,51 @@
 //! partitions it covers, so two writers of one partition conflict and one of them re-checks (see
 //! `process`), while concurrent writers of other partitions only append: delta-rs rebases and retries
 //! their commits instead of losing one.
+//!
+//! Schema evolution is additive: when this build's rows have columns the table lacks (or a column the
+//! table declares non-null is now nullable), the commit that appends them also carries the widened
+//! schema as a `metaData` action, so the table takes the new columns on in place, in the same atomic
+//! commit as the first rows that fill them. Existing files are not rewritten: readers see the new
+//! columns as null in older rows. The protocol stays reader 1 / writer 2 (no column mapping needed for
+//! added columns), which Athena reads.
 
 use crate::error::Error;
 use crate::offsets::{Coverage, PerPartition, TopicPartition};
-use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::datatypes::{Field, Schema, SchemaRef};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::kernel::{Action, MetadataExt, StructType, Transaction};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, Path, TableProperty};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// The table's schema widened to hold `rows`: `current`'s columns in order (made nullable where `rows`
+/// has them nullable), then `rows`' columns `current` lacks; `None` if `current` already holds them.
+fn widen(current: &Schema, rows: &Schema) -> Option<SchemaRef> {
+    let mut changed = false;
+    let mut fields: Vec<Field> = current
+        .fields()
+        .iter()
+        .map(|f| match rows.field_with_name(f.name()) {
+            Ok(r) if r.is_nullable() && !f.is_nullable() => {
+                changed = true;
+                f.as_ref().clone().with_nullable(true)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    for r in rows.fields() {
+        if current.field_with_name(r.name()).is_err() {
+            changed = true;
+            fields.push(r.as_ref().clone());
+        }
+    }
+    changed.then(|| Arc::new(Schema::new(fields)))
+}
 
 /// Application-transaction id of one Kafka topic-partition; its version is the last offset covered.
 pub fn app_id(tp: &TopicPartition) -> String {
@@ -63,6 +94,8 @@ impl KnownTxns {
 pub struct DeltaSink {
     uri: String,
     table: DeltaTable,
+    /// Object-store options, for a writer of a widened schema.
+    storage: HashMap<String, String>,
     commit_retries: usize,
     known: Mutex<KnownTxns>,
 }
@@ -103,14 +136,15 @@ impl DeltaSink {
             table = match created {
                 Ok(t) => t,
                 Err(_) => {
-                    let mut t =
-                        DeltaTable::try_from_url_with_storage_options(url, storage).await.map_err(|e| Error::delta(uri, e))?;
+                    let mut t = DeltaTable::try_from_url_with_storage_options(url, storage.clone())
+                        .await
+                        .map_err(|e| Error::delta(uri, e))?;
                     t.load().await.map_err(|e| Error::delta(uri, e))?;
                     t
                 }
             };
         }
-        Ok(Self { uri: uri.to_owned(), table, commit_retries, known: Mutex::default() })
+        Ok(Self { uri: uri.to_owned(), table, storage, commit_retries, known: Mutex::default() })
     }
 
     /// The table's location as configured.
@@ -188,13 +222,29 @@ impl DeltaSink {
         let written: Vec<(String, i64)> = txns.iter().map(|t| (t.app_id.clone(), t.version)).collect();
         let base = self.table.version();
         let props = CommitProperties::default().with_application_transactions(txns).with_max_retries(self.commit_retries);
-        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(err)?;
+        let snapshot = self.table.snapshot().map_err(err)?;
+        let current: Schema = snapshot.schema().as_ref().try_into_arrow().map_err(|e| err(e.into()))?;
+        let widened = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| widen(&current, &b.schema()));
+        let mut writer = match &widened {
+            None => RecordBatchWriter::for_table(&self.table).map_err(err)?,
+            Some(schema) => RecordBatchWriter::try_new(
+                self.table.table_url().as_str(),
+                Arc::clone(schema),
+                Some(snapshot.metadata().partition_columns().to_vec()),
+                Some(self.storage.clone()),
+            )
+            .map_err(err)?,
+        };
         let mut adds = Vec::new();
+        if let Some(schema) = &widened {
+            let kernel: StructType = schema.as_ref().try_into_kernel().map_err(|e| err(e.into()))?;
+            adds.push(Action::Metadata(snapshot.metadata().clone().with_schema(&kernel).map_err(|e| err(e.into()))?));
+            tracing::info!(table = %self.uri, columns = kernel.fields().len(), "widening the table's schema");
+        }
         for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
             writer.write(batch).await.map_err(err)?;
             adds.extend(writer.flush().await.map_err(err)?.into_iter().map(Action::Add));
         }
-        let snapshot = self.table.snapshot().map_err(err)?;
         let partition_by = Some(snapshot.metadata().partition_columns().to_vec()).filter(|c| !c.is_empty());
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None };
         let committed = CommitBuilder::from(props)

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tweetlake_pipeline::aggregate::partials;
 use tweetlake_pipeline::decode::decode_event;
 use tweetlake_pipeline::offsets::{Coverage, PerPartition, TopicPartition};
-use tweetlake_pipeline::process::{EMBEDDED_MODEL, transform};
+use tweetlake_pipeline::post::Languages;
+use tweetlake_pipeline::process::{EMBEDDED_MODEL, Stages, transform};
 use tweetlake_pipeline::quality::QualityConfig;
 use tweetlake_pipeline::tables::aggregates::AggregateRow;
 use tweetlake_pipeline::tables::{Stamp, aggregates, quarantine, tweets};
@@ -201,7 +202,7 @@ proptest! {
             Ok((_, records)) => {
                 prop_assert_eq!(records.len(), n, "decode keeps every record");
                 let mut windows = HashMap::new();
-                let t = transform(&MODEL, &QualityConfig::default(), records, &done_t, &done_q, &mut windows, now);
+                let t = transform(&Stages { model: &MODEL, quality: &QualityConfig::default(), languages: &Languages::default() }, records, &done_t, &done_q, &mut windows, now);
                 let s = &t.summary;
                 prop_assert_eq!(s.quarantined.values().sum::<usize>(), t.rejected.len());
                 prop_assert_eq!(

@@ -52,6 +52,13 @@ pub static COLUMNS: &[Column<AggregateRow>] = &[
     Column { name: "kafka_partition", get: Get::I32(|r, _| r.key.kafka_partition) },
     Column { name: "batch_last_offset", get: Get::I64(|r, _| r.batch_last_offset) },
     Column { name: "written_at", get: Get::Micros(|_, s| s.now.timestamp_micros()) },
+    // Envelope version 2 on (null in rows written before: there every tweet was scored and counted
+    // as an original).
+    Column { name: "scored", get: Get::OptI64(|r, _| Some(r.partial.scored)) },
+    Column { name: "originals", get: Get::OptI64(|r, _| Some(r.partial.originals)) },
+    Column { name: "retweets", get: Get::OptI64(|r, _| Some(r.partial.retweets)) },
+    Column { name: "quotes", get: Get::OptI64(|r, _| Some(r.partial.quotes)) },
+    Column { name: "replies", get: Get::OptI64(|r, _| Some(r.partial.replies)) },
 ];
 
 /// Schema of the aggregates table.

@@ -13,8 +13,8 @@ pub mod tweets;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::{
-    ArrayRef, BinaryBuilder, Date32Array, Float64Array, Int32Array, Int64Array, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, Int64Builder, ListBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::error::ArrowError;
@@ -49,6 +49,10 @@ pub enum Get<R> {
     OptI64(fn(&R, &Stamp<'_>) -> Option<i64>),
     /// A double.
     F64(fn(&R, &Stamp<'_>) -> f64),
+    /// A double or null.
+    OptF64(fn(&R, &Stamp<'_>) -> Option<f64>),
+    /// A boolean or null.
+    OptBool(fn(&R, &Stamp<'_>) -> Option<bool>),
     /// A UTC timestamp, microseconds since the epoch.
     Micros(fn(&R, &Stamp<'_>) -> i64),
     /// A date, days since 1970-01-01.
@@ -82,6 +86,8 @@ impl<R> Column<R> {
             Get::I64(_) => (DataType::Int64, false),
             Get::OptI64(_) => (DataType::Int64, true),
             Get::F64(_) => (DataType::Float64, false),
+            Get::OptF64(_) => (DataType::Float64, true),
+            Get::OptBool(_) => (DataType::Boolean, true),
             Get::Micros(_) => (utc(), false),
             Get::Date(_) => (DataType::Date32, false),
         };
@@ -124,6 +130,8 @@ impl<R> Column<R> {
                 Arc::new(b.finish())
             }
             Get::F64(f) => Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| f(r, s)))),
+            Get::OptF64(f) => Arc::new(rows.iter().map(|r| f(r, s)).collect::<Float64Array>()),
+            Get::OptBool(f) => Arc::new(rows.iter().map(|r| f(r, s)).collect::<BooleanArray>()),
             Get::Micros(f) => {
                 let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
                 rows.iter().for_each(|r| b.append_value(f(r, s)));

@@ -3,6 +3,7 @@
 use super::{Column, Get, Stamp, days, kafka_micros};
 use crate::clean::Cleaned;
 use crate::decode::RawRecord;
+use crate::post::PostColumns;
 use crate::quality::ValidTweet;
 use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::SchemaRef;
@@ -40,10 +41,10 @@ pub struct TweetRow {
     pub rule_tags: Vec<String>,
     /// retweet, reply, like, quote counts.
     pub metrics: Option<[i64; 4]>,
-    /// `positive`, `neutral` or `negative`.
-    pub sentiment_label: &'static str,
-    /// Probability of positive.
-    pub sentiment_score: f64,
+    /// `positive`, `neutral` or `negative`; `None` for a language the model does not score.
+    pub sentiment_label: Option<&'static str>,
+    /// Probability of positive; `None` when not scored.
+    pub sentiment_score: Option<f64>,
     /// Kafka topic of the record.
     pub kafka_topic: String,
     /// Kafka partition of the record.
@@ -56,11 +57,24 @@ pub struct TweetRow {
     pub ingest_source: Option<String>,
     /// Which ingest run produced it.
     pub ingest_run_id: Option<String>,
+    /// Its kind, whole text, reference and edit chain.
+    pub post: PostColumns,
+    /// Whether the aggregates count it: false for a later version of a post already written (the
+    /// post was counted once, by the first version the table holds).
+    pub counted: bool,
 }
 
 impl TweetRow {
-    /// The row of a record that passed the quality rules, was cleaned and scored.
-    pub fn new(rec: RawRecord, valid: ValidTweet, cleaned: Cleaned, p: Prediction) -> Self {
+    /// The row of a record that passed the quality rules, was read as a post, cleaned and (if its
+    /// language is one the model reads) scored.
+    pub fn new(
+        rec: RawRecord,
+        valid: ValidTweet,
+        post: PostColumns,
+        cleaned: Cleaned,
+        p: Option<Prediction>,
+        counted: bool,
+    ) -> Self {
         let msg = valid.message;
         let author = msg.author.filter(|a| Some(&a.id) == msg.tweet.author_id.as_ref());
         let Cleaned { clean_text, hashtags, mentions, urls } = cleaned;
@@ -78,14 +92,16 @@ impl TweetRow {
             urls,
             rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
             metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
-            sentiment_label: p.label.as_str(),
-            sentiment_score: f64::from(p.score),
+            sentiment_label: p.as_ref().map(|p| p.label.as_str()),
+            sentiment_score: p.map(|p| f64::from(p.score)),
             kafka_topic: rec.topic,
             kafka_partition: rec.partition,
             kafka_offset: rec.offset,
             kafka_timestamp_ms: rec.timestamp_ms,
             ingest_source: Some(msg.ingest.source).filter(|s| !s.is_empty()),
             ingest_run_id: Some(msg.ingest.run_id).filter(|s| !s.is_empty()),
+            post,
+            counted,
         }
     }
 
@@ -95,7 +111,9 @@ impl TweetRow {
     }
 }
 
-/// The table's columns, in order: the schema and the batch builder both come from this list.
+/// The table's columns, in order: the schema and the batch builder both come from this list. Columns
+/// added after the first release go at the end and are nullable, so a table an earlier release wrote
+/// takes them on in place (see [`crate::sink::DeltaSink::append`]).
 pub static COLUMNS: &[Column<TweetRow>] = &[
     Column { name: "tweet_id", get: Get::Str(|r, _| &r.tweet_id) },
     Column { name: "created_at", get: Get::Micros(|r, _| r.created_at.timestamp_micros()) },
@@ -114,8 +132,8 @@ pub static COLUMNS: &[Column<TweetRow>] = &[
     Column { name: "reply_count", get: Get::OptI64(|r, _| r.metrics.map(|m| m[1])) },
     Column { name: "like_count", get: Get::OptI64(|r, _| r.metrics.map(|m| m[2])) },
     Column { name: "quote_count", get: Get::OptI64(|r, _| r.metrics.map(|m| m[3])) },
-    Column { name: "sentiment_label", get: Get::Str(|r, _| r.sentiment_label) },
-    Column { name: "sentiment_score", get: Get::F64(|r, _| r.sentiment_score) },
+    Column { name: "sentiment_label", get: Get::OptStr(|r, _| r.sentiment_label) },
+    Column { name: "sentiment_score", get: Get::OptF64(|r, _| r.sentiment_score) },
     Column { name: "model_version", get: Get::Str(|_, s| s.model_version) },
     Column { name: "kafka_topic", get: Get::Str(|r, _| &r.kafka_topic) },
     Column { name: "kafka_partition", get: Get::I32(|r, _| r.kafka_partition) },
@@ -124,6 +142,12 @@ pub static COLUMNS: &[Column<TweetRow>] = &[
     Column { name: "ingest_source", get: Get::OptStr(|r, _| r.ingest_source.as_deref()) },
     Column { name: "ingest_run_id", get: Get::OptStr(|r, _| r.ingest_run_id.as_deref()) },
     Column { name: "processed_at", get: Get::Micros(|_, s| s.now.timestamp_micros()) },
+    // Envelope version 2 on.
+    Column { name: "full_text", get: Get::OptStr(|r, _| Some(&r.post.full_text)) },
+    Column { name: "kind", get: Get::OptStr(|r, _| Some(r.post.kind.as_str())) },
+    Column { name: "referenced_tweet_id", get: Get::OptStr(|r, _| r.post.referenced_id.as_deref()) },
+    Column { name: "edit_root_id", get: Get::OptStr(|r, _| Some(&r.post.edit_root_id)) },
+    Column { name: "text_truncated", get: Get::OptBool(|r, _| Some(r.post.truncated)) },
 ];
 
 /// Schema of the tweets table.
