@@ -163,4 +163,16 @@ p = P(); p.feed(open(sys.argv[1]).read()); print(json.dumps(p.figs))
     assert_eq!(label_total, 200);
     assert_eq!(figs["quarantine"]["series"], "envelope_version,json,text_length");
     assert!(figs["hashtags"]["series"].as_str().unwrap().split(',').any(|h| h == "brexit"), "{figs}");
+    // Tweets per language with the share scored, as the table has them.
+    let langs: BTreeMap<String, u64> = figs["languages"]["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m[0].as_str().unwrap().to_owned(), m[1].as_str().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(langs.values().sum::<u64>(), 200, "{langs:?}");
+    let english = rows.iter().filter(|r| r["lang"] == "en").count() as u64;
+    assert_eq!(langs.get("en (100 % scored)"), Some(&english), "{langs:?}");
+    let korean = rows.iter().filter(|r| r["lang"] == "ko").count() as u64;
+    assert!(korean > 0 && langs.get("ko (0 % scored)") == Some(&korean), "{langs:?}");
 }

@@ -74,6 +74,14 @@ fn tables_of_the_previous_release_are_upgraded_in_place_and_stay_readable() {
         ),
         v2("1864000000000000002", "Qué día tan bonito", "es", json!({})),
         envelope("1864000000000000003", "an old-format tweet, still fine", created, "brexit"),
+        v2("1864000000000000010", "I like it", "en", json!({})),
+        v2(
+            "1864000000000000011",
+            "I like it a lot",
+            "en",
+            json!({"tweet": {"id": "1864000000000000011", "text": "I like it a lot", "created_at": created, "lang": "en",
+                             "edit_history_tweet_ids": ["1864000000000000010", "1864000000000000011"]}}),
+        ),
     ];
     let recs: Vec<Rec> = values
         .into_iter()
@@ -100,7 +108,7 @@ fn tables_of_the_previous_release_are_upgraded_in_place_and_stay_readable() {
     assert_eq!(after["protocol"], json!({"reader": 1, "writer": 2}), "still readable by Athena");
     let old_ids = ids(&before);
     assert!(ids(&after).is_superset(&old_ids), "no row lost");
-    assert_eq!(ids(&after).len(), 203);
+    assert_eq!(ids(&after).len(), 205, "three tweets, and an edited post's two versions");
     let want: Vec<String> = {
         let mut c: Vec<String> = tweets::SCHEMA.fields().iter().map(|f| f.name().clone()).collect();
         c.sort();
@@ -141,12 +149,25 @@ fn tables_of_the_previous_release_are_upgraded_in_place_and_stay_readable() {
         }
     }
 
+    // The latest version of every post: the edited one once, as edited.
+    let latest: Vec<Value> = tweetlake(&["query", "--file", "infra/athena/latest_versions.sql"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(latest.len(), 204, "{}", latest.len());
+    let edited: Vec<&Value> = latest.iter().filter(|r| r["edit_root_id"] == "1864000000000000010").collect();
+    assert_eq!(edited.len(), 1);
+    assert_eq!(
+        (edited[0]["tweet_id"].as_str(), edited[0]["full_text"].as_str()),
+        (Some("1864000000000000011"), Some("I like it a lot"))
+    );
+
     // Spark reads the upgraded tables, and time travel to the last version of the old release.
     let last_old = before["version"].as_i64().unwrap();
     let spec = json!({"tables": {"tweets": t, "aggregates": a}, "versions": {"tweets": [last_old]}});
     let s = spark::read(&spec);
     assert_eq!(s["tweets"]["schema"], spark::contract(&tweets::SCHEMA), "Spark's columns and types are the contract's");
-    assert_eq!(s["tweets"]["rows"].as_array().unwrap().len(), 203);
+    assert_eq!(s["tweets"]["rows"].as_array().unwrap().len(), 205);
     assert_eq!(s["tweets"]["counts_at"][last_old.to_string()], 200);
     assert_eq!(s["aggregates"]["schema"], spark::contract(&aggregates::SCHEMA));
     assert_partials_match_recount(&s["tweets"], &s["aggregates"]);

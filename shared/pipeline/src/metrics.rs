@@ -43,6 +43,8 @@ pub fn batch_lines(s: &BatchSummary, timestamp_ms: i64) -> Vec<String> {
             ("RowsWritten", s.rows_written as u64),
             ("RedeliveredSkipped", s.redelivered_skipped as u64),
             ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64),
+            ("EditedPostVersions", (s.later_versions + s.superseded_versions) as u64),
+            ("Unscored", s.unscored as u64),
             ("Quarantined", quarantined as u64),
             ("AggregateRows", s.aggregate_rows as u64),
             ("OffsetGapsAccepted", s.offset_gaps_accepted.len() as u64),
