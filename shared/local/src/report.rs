@@ -1,6 +1,7 @@
 //! The HTML report: reads the tweets and quarantine tables and writes one self-contained page (inline
 //! SVG, no scripts, no network) with tweet volume and mean sentiment over time per rule, label shares,
-//! top hashtags and quarantine reasons. The SVG is written by hand: five simple chart shapes do not
+//! languages, top hashtags and quarantine reasons. Time runs by minute, hour or day, whichever suits the
+//! span of the data ([`Resolution`]); every point is drawn as a mark, so a single window still shows. The SVG is written by hand: five simple chart shapes do not
 //! justify a plotting crate, whose text rendering needs system font libraries.
 
 use crate::query::{rows, session};
@@ -8,6 +9,42 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use tweetlake_pipeline::config::TableLocations;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// The time step of the over-time charts, chosen from the span of the tweets' creation times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// For a span under 6 hours.
+    Minute,
+    /// For a span up to 4 days.
+    #[default]
+    Hour,
+    /// Beyond.
+    Day,
+}
+
+impl Resolution {
+    /// The resolution for data spanning `seconds`.
+    pub fn for_span(seconds: f64) -> Self {
+        if seconds < 6.0 * 3600.0 {
+            Resolution::Minute
+        } else if seconds <= 4.0 * 86400.0 {
+            Resolution::Hour
+        } else {
+            Resolution::Day
+        }
+    }
+
+    /// Its name, as SQL's `date_trunc` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Minute => "minute",
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+        }
+    }
+}
 
 /// What the report shows, as read from the tables.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -16,8 +53,11 @@ pub struct ReportData {
     pub tweets: u64,
     /// Rows in the quarantine table.
     pub quarantined: u64,
-    /// Per rule tag: (hour start, tweets, tweets in the mean, mean sentiment score), by hour. The mean
-    /// is over scored tweets that are not retweets, as the aggregates table's.
+    /// The time step of `per_rule`.
+    pub resolution: Resolution,
+    /// Per rule tag: (window start, tweets, tweets in the mean, mean sentiment score), one per window of
+    /// `resolution` that has tweets. The mean is over scored tweets that are not retweets, as the
+    /// aggregates table's.
     pub per_rule: BTreeMap<String, Vec<(String, u64, u64, f64)>>,
     /// Tweets per sentiment label (`unscored`: a language the model does not read).
     pub labels: BTreeMap<String, u64>,
@@ -39,14 +79,20 @@ pub async fn read(tables: &TableLocations) -> anyhow::Result<ReportData> {
         quarantined: rows(&ctx, "SELECT count(*) AS n FROM quarantine").await?.first().map_or(0, |r| n(r, "n")),
         ..ReportData::default()
     };
+    let span = "SELECT date_part('epoch', max(created_at)) - date_part('epoch', min(created_at)) AS span FROM tweets";
+    let seconds = rows(&ctx, span).await?.first().and_then(|r| r["span"].as_f64()).unwrap_or(0.0);
+    d.resolution = Resolution::for_span(seconds);
     // Rows of tables written before the `kind` column count as originals.
-    let per_hour = "SELECT tag, CAST(date_trunc('hour', created_at) AS VARCHAR) AS hour, count(*) AS n, count(mean_score) AS scored, \
+    let per_window = format!(
+        "SELECT tag, CAST(date_trunc('{}', created_at) AS VARCHAR) AS at, count(*) AS n, count(mean_score) AS scored, \
          avg(mean_score) AS mean FROM (SELECT unnest(rule_tags) AS tag, created_at, \
          CASE WHEN coalesce(kind, 'original') <> 'retweet' THEN sentiment_score END AS mean_score FROM tweets) \
-         GROUP BY tag, hour ORDER BY hour";
-    for r in rows(&ctx, per_hour).await? {
+         GROUP BY tag, at ORDER BY at",
+        d.resolution.as_str()
+    );
+    for r in rows(&ctx, &per_window).await? {
         let mean = r["mean"].as_f64().unwrap_or(0.0);
-        d.per_rule.entry(s(&r, "tag")).or_default().push((s(&r, "hour"), n(&r, "n"), n(&r, "scored"), mean));
+        d.per_rule.entry(s(&r, "tag")).or_default().push((s(&r, "at"), n(&r, "n"), n(&r, "scored"), mean));
     }
     for r in rows(&ctx, "SELECT coalesce(sentiment_label, 'unscored') AS label, count(*) AS n FROM tweets GROUP BY 1").await? {
         d.labels.insert(s(&r, "label"), n(&r, "n"));
@@ -64,12 +110,36 @@ pub async fn read(tables: &TableLocations) -> anyhow::Result<ReportData> {
 
 const COLORS: &[&str] = &["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 
+/// Fonts for labels in any script: the system UI font, then CJK and emoji faces, then any sans-serif.
+const FONTS: &str = "system-ui, 'Noto Sans', 'Noto Sans CJK KR', 'Noto Sans CJK JP', 'Apple SD Gothic Neo', \
+                     'Malgun Gothic', 'Segoe UI Emoji', 'Noto Color Emoji', sans-serif";
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A line chart: one polyline per series over a shared, ordered set of x labels.
-fn line_chart(id: &str, title: &str, series: &BTreeMap<String, Vec<(String, f64)>>, y_fixed: Option<(f64, f64)>) -> String {
+/// `label` cut to at most `max` graphemes (what a reader sees as one character: an emoji with its
+/// modifiers, a letter with its accents), with `…` when cut.
+fn shorten(label: &str, max: usize) -> String {
+    let mut g = label.graphemes(true);
+    let head: String = g.by_ref().take(max).collect();
+    if g.next().is_some() { format!("{}…", head.graphemes(true).take(max.saturating_sub(1)).collect::<String>()) } else { head }
+}
+
+/// An SVG text element showing `label` cut to `max` graphemes, with the whole label as its tooltip.
+fn label_text(attrs: &str, label: &str, max: usize) -> String {
+    format!(r#"<text {attrs}><title>{}</title>{}</text>"#, esc(label), esc(&shorten(label, max)))
+}
+
+/// A line chart: one polyline per series over a shared, ordered set of x labels, a mark per point, and
+/// `x_label` under the axis.
+fn line_chart(
+    id: &str,
+    title: &str,
+    x_label: &str,
+    series: &BTreeMap<String, Vec<(String, f64)>>,
+    y_fixed: Option<(f64, f64)>,
+) -> String {
     let (w, h, l, r, t, b) = (760.0, 300.0, 56.0, 150.0, 30.0, 60.0);
     let mut xs: Vec<&String> = series.values().flatten().map(|(x, _)| x).collect();
     xs.sort();
@@ -104,14 +174,15 @@ fn line_chart(id: &str, title: &str, series: &BTreeMap<String, Vec<(String, f64)
     }
     let step = (xs.len() / 6).max(1);
     for (i, x) in xs.iter().enumerate().step_by(step) {
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" font-size="9" text-anchor="middle">{}</text>"#,
-            px(i),
-            h - b + 14.0,
-            esc(&x.chars().take(16).collect::<String>())
-        );
+        s += &label_text(&format!(r#"x="{:.1}" y="{}" font-size="9" text-anchor="middle""#, px(i), h - b + 14.0), x, 16);
     }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{}</text>"#,
+        (l + w - r) / 2.0,
+        h - 12.0,
+        esc(x_label)
+    );
     for (si, (name, pts)) in series.iter().enumerate() {
         let c = COLORS[si % COLORS.len()];
         let path: Vec<String> =
@@ -122,15 +193,28 @@ fn line_chart(id: &str, title: &str, series: &BTreeMap<String, Vec<(String, f64)
             esc(name),
             path.join(" ")
         );
-        let _ = write!(
-            s,
-            r#"<rect x="{}" y="{}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
-            w - r + 10.0,
-            t + 16.0 * si as f64,
-            w - r + 24.0,
-            t + 9.0 + 16.0 * si as f64,
-            esc(name)
-        );
+        // A mark per point: a line through one point draws nothing, and the value shows on hover.
+        for ((x, y), at) in pts.iter().zip(&path) {
+            let (cx, cy) = at.split_once(',').expect("x,y");
+            let value = if hi <= 1.0 { format!("{y:.3}") } else { format!("{y:.0}") };
+            let _ = write!(
+                s,
+                r#"<circle class="point" data-name="{}" data-value="{value}" cx="{cx}" cy="{cy}" r="3.5" fill="{c}"><title>{}: {} at {}</title></circle>"#,
+                esc(name),
+                esc(name),
+                value,
+                esc(x)
+            );
+            if pts.len() == 1 {
+                let _ = write!(
+                    s,
+                    r#"<text x="{cx}" y="{}" font-size="10" text-anchor="start" dx="6">{value}</text>"#,
+                    cy.parse::<f64>().unwrap_or(0.0) - 6.0
+                );
+            }
+        }
+        let _ = write!(s, r#"<rect x="{}" y="{}" width="10" height="10" fill="{c}"/>"#, w - r + 10.0, t + 16.0 * si as f64);
+        s += &label_text(&format!(r#"x="{}" y="{}" font-size="11""#, w - r + 24.0, t + 9.0 + 16.0 * si as f64), name, 18);
     }
     s.push_str("</svg></figure>\n");
     s
@@ -152,12 +236,10 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
     for (i, (name, v)) in bars.iter().enumerate() {
         let y = 10.0 + row * i as f64;
         let bw = (w - l - 60.0) * *v as f64 / max;
+        s += &label_text(&format!(r#"x="{}" y="{}" font-size="11" text-anchor="end""#, l - 6.0, y + 13.0), name, 30);
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text><rect class="bar" data-name="{}" data-value="{v}" x="{l}" y="{y}" width="{bw:.1}" height="{}" fill="{}"/><text x="{}" y="{}" font-size="11">{v}</text>"#,
-            l - 6.0,
-            y + 13.0,
-            esc(name),
+            r#"<rect class="bar" data-name="{}" data-value="{v}" x="{l}" y="{y}" width="{bw:.1}" height="{}" fill="{}"/><text x="{}" y="{}" font-size="11">{v}</text>"#,
             esc(name),
             row - 6.0,
             COLORS[i % COLORS.len()],
@@ -180,7 +262,7 @@ pub fn html(d: &ReportData, title: &str) -> String {
         .map(|(k, v)| (k.clone(), v.iter().filter(|h| h.2 > 0).map(|(x, _, _, m)| (x.clone(), *m)).collect()))
         .collect();
     let mut page = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body,svg{{font-family:{FONTS};}}body{{margin:2em;max-width:820px}}figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.4em}}td,th{{padding:2px 10px;text-align:left}}</style></head><body><h1>{t}</h1>\n",
         t = esc(title)
     );
     let scored: u64 = d.languages.iter().map(|l| l.2).sum();
@@ -192,9 +274,16 @@ pub fn html(d: &ReportData, title: &str) -> String {
         d.quarantined,
         d.per_rule.len()
     );
-    page += &line_chart("volume", "Tweets per hour, per rule", &volume, None);
-    page +=
-        &line_chart("sentiment", "Mean sentiment score per hour, per rule (0 negative … 1 positive)", &mean, Some((0.0, 1.0)));
+    let unit = d.resolution.as_str();
+    let x_label = format!("time (UTC), per {unit}");
+    page += &line_chart("volume", &format!("Tweets per {unit}, per rule"), &x_label, &volume, None);
+    page += &line_chart(
+        "sentiment",
+        &format!("Mean sentiment score per {unit}, per rule (0 negative … 1 positive)"),
+        &x_label,
+        &mean,
+        Some((0.0, 1.0)),
+    );
     let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
     page += &bar_chart("labels", "Sentiment label shares", &labels);
     let languages: Vec<(String, u64)> = d
@@ -208,4 +297,52 @@ pub fn html(d: &ReportData, title: &str) -> String {
     page += &bar_chart("quarantine", "Quarantined records per quality rule", &reasons);
     page += "</body></html>\n";
     page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution_follows_the_span() {
+        assert_eq!(Resolution::for_span(0.0), Resolution::Minute);
+        assert_eq!(Resolution::for_span(5.0 * 3600.0), Resolution::Minute);
+        assert_eq!(Resolution::for_span(2.0 * 86400.0), Resolution::Hour);
+        assert_eq!(Resolution::for_span(30.0 * 86400.0), Resolution::Day);
+    }
+
+    #[test]
+    fn labels_are_cut_between_graphemes_with_the_whole_label_as_tooltip() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let long = format!("{family}{family}{family}케이팝최고");
+        let cut = shorten(&long, 3);
+        assert_eq!(cut, format!("{family}{family}…"), "an emoji sequence is one grapheme, kept whole or dropped");
+        assert_eq!(shorten("kpop", 10), "kpop");
+        let t = label_text("x=\"0\"", "é<b>", 2);
+        assert_eq!(t, "<text x=\"0\"><title>é&lt;b&gt;</title>é…</text>");
+    }
+
+    #[test]
+    fn a_single_window_draws_a_mark_with_its_value_in_every_over_time_chart() {
+        let d = ReportData {
+            tweets: 3,
+            resolution: Resolution::Minute,
+            per_rule: BTreeMap::from([
+                ("kpop".to_owned(), vec![("2021-09-22T16:37:00".to_owned(), 2, 1, 0.75)]),
+                ("brexit".to_owned(), vec![("2021-09-22T16:37:00".to_owned(), 1, 0, 0.0)]),
+            ]),
+            ..ReportData::default()
+        };
+        let page = html(&d, "t");
+        let figure = |id: &str| {
+            let start = page.find(&format!("<figure id=\"{id}\"")).unwrap();
+            page[start..start + page[start..].find("</figure>").unwrap()].to_owned()
+        };
+        let volume = figure("volume");
+        assert_eq!(volume.matches("class=\"point\"").count(), 2, "{volume}");
+        assert!(volume.contains("data-value=\"2\"") && volume.contains("per minute"));
+        let sentiment = figure("sentiment");
+        assert_eq!(sentiment.matches("class=\"point\"").count(), 1, "an hour without a scored tweet has no mean");
+        assert!(sentiment.contains("data-value=\"0.750\"") && sentiment.contains(">0.750</text>"), "{sentiment}");
+    }
 }
