@@ -17,6 +17,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 infra/local/stack.sh iac
 infra/local/stack.sh spark
+infra/local/stack.sh browser
 # Assigned first, so a failed start stops the run here (an `eval "$(…)"` would carry on without it).
 stack_env=$(TWEETLAKE_BROKER_FRESH=1 infra/local/stack.sh up)
 eval "$stack_env"

@@ -9,6 +9,8 @@
 #                                  the tests use; the test command runs it
 #   infra/local/stack.sh spark     install Apache Spark (pyspark) with Delta Lake and hadoop-aws, the
 #                                  reference reader the tests use; the test command runs it
+#   infra/local/stack.sh browser   install headless Chromium and CJK/emoji fonts from Debian, for the
+#                                  report's browser test; the test command runs it
 #   infra/local/stack.sh up        install, start the S3 endpoint if it is not running, print the
 #                                  environment to use it:  eval "$(infra/local/stack.sh up)"
 #   infra/local/stack.sh down      stop what `up` started
@@ -54,7 +56,7 @@ SCRAM_USER=tweetlake
 IAM_ACCESS_KEY=test
 IAM_SECRET_KEY=test
 # Pinned: the versions these tests were written against. Bump together with a passing run.
-PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3" "confluent-kafka==2.16.1")
+PIP_PINS=("moto[server]==5.1.22" "cargo-lambda==1.9.2" "deltalake==1.6.6" "pyarrow==26.0.1" "boto3" "confluent-kafka==2.16.1" "pillow==11.3.0")
 # The offline infrastructure checkers (tests/infra.rs), in a venv of their own: checkov pins its own
 # boto3, which must not move the test venv's. cfn-guard is a Rust tool, built once into $TOOLS.
 IAC_VENV=$TOOLS/iac-venv
@@ -83,9 +85,14 @@ log() { echo "stack: $*" >&2; }
 # openssl makes the broker's test CA.
 DEB_PKGS=(cmake libssl-dev libcurl4-openssl-dev openssl)
 
+# Headless Chromium renders the HTML report in its browser test; the fonts cover Korean, Japanese and emoji.
+BROWSER_DEBS=(chromium fonts-noto-cjk fonts-noto-color-emoji)
+
+# Installs the Debian packages given (default: DEB_PKGS) that are missing.
 install_debs() {
-  local missing=()
-  for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  local missing=() pkgs=("$@")
+  [[ ${#pkgs[@]} -eq 0 ]] && pkgs=("${DEB_PKGS[@]}")
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [[ ${#missing[@]} -eq 0 ]] && return
   log "installing ${missing[*]}"
   local sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo
@@ -322,6 +329,7 @@ export TWEETLAKE_CFN_GUARD="$CFN_GUARD"
 export TWEETLAKE_SPARK_PYTHON="$SPARK_VENV/bin/python"
 export TWEETLAKE_SPARK_JARS="$SPARK_JARS"
 EOV
+  if command -v chromium >/dev/null; then echo "export TWEETLAKE_CHROMIUM=$(command -v chromium)"; fi
   if [[ $BROKER == 1 ]]; then
     echo "export TWEETLAKE_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
     echo "export TWEETLAKE_KAFKA_IAM_BOOTSTRAP=127.0.0.1:$IAM_PORT"
@@ -337,10 +345,11 @@ case "${1:-}" in
   install) install ;;
   iac) install_iac ;;
   spark) install_spark ;;
+  browser) install_debs "${BROWSER_DEBS[@]}" ;;
   up) up ;;
   down) down ;;
   env) env_vars ;;
   kill-broker) kill_broker ;;
   consumer-groups) shift; consumer_groups "$@" ;;
-  *) echo "usage: $0 install|iac|spark|up|down|env|kill-broker|consumer-groups ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 install|iac|spark|browser|up|down|env|kill-broker|consumer-groups ARGS" >&2; exit 2 ;;
 esac

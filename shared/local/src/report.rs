@@ -36,6 +36,17 @@ impl Resolution {
         }
     }
 
+    /// How a window start (`2021-09-22T16:37:00`) is shown on the time axis: `16:37`, `09-22 16h` or
+    /// `2021-09-22`.
+    pub fn axis_label(self, at: &str) -> String {
+        let part = |r: std::ops::Range<usize>| at.get(r).unwrap_or(at).to_owned();
+        match self {
+            Resolution::Minute => part(11..16),
+            Resolution::Hour => format!("{} {}h", part(5..10), part(11..13)),
+            Resolution::Day => part(0..10),
+        }
+    }
+
     /// Its name, as SQL's `date_trunc` takes it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -137,6 +148,7 @@ fn line_chart(
     id: &str,
     title: &str,
     x_label: &str,
+    x_text: &dyn Fn(&str) -> String,
     series: &BTreeMap<String, Vec<(String, f64)>>,
     y_fixed: Option<(f64, f64)>,
 ) -> String {
@@ -174,7 +186,7 @@ fn line_chart(
     }
     let step = (xs.len() / 6).max(1);
     for (i, x) in xs.iter().enumerate().step_by(step) {
-        s += &label_text(&format!(r#"x="{:.1}" y="{}" font-size="9" text-anchor="middle""#, px(i), h - b + 14.0), x, 16);
+        s += &label_text(&format!(r#"x="{:.1}" y="{}" font-size="9" text-anchor="middle""#, px(i), h - b + 14.0), &x_text(x), 16);
     }
     let _ = write!(
         s,
@@ -275,12 +287,18 @@ pub fn html(d: &ReportData, title: &str) -> String {
         d.per_rule.len()
     );
     let unit = d.resolution.as_str();
-    let x_label = format!("time (UTC), per {unit}");
-    page += &line_chart("volume", &format!("Tweets per {unit}, per rule"), &x_label, &volume, None);
+    let first_day = d.per_rule.values().flatten().map(|p| p.0.get(..10).unwrap_or_default()).min().unwrap_or_default();
+    let x_label = match d.resolution {
+        Resolution::Minute => format!("time (UTC) from {first_day}, per minute"),
+        _ => format!("time (UTC), per {unit}"),
+    };
+    let x_text = |at: &str| d.resolution.axis_label(at);
+    page += &line_chart("volume", &format!("Tweets per {unit}, per rule"), &x_label, &x_text, &volume, None);
     page += &line_chart(
         "sentiment",
         &format!("Mean sentiment score per {unit}, per rule (0 negative … 1 positive)"),
         &x_label,
+        &x_text,
         &mean,
         Some((0.0, 1.0)),
     );
@@ -302,6 +320,15 @@ pub fn html(d: &ReportData, title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_labels_show_what_the_resolution_changes() {
+        let at = "2021-09-22T16:37:00";
+        assert_eq!(
+            [Resolution::Minute, Resolution::Hour, Resolution::Day].map(|r| r.axis_label(at)),
+            ["16:37", "09-22 16h", "2021-09-22"].map(String::from)
+        );
+    }
 
     #[test]
     fn resolution_follows_the_span() {
