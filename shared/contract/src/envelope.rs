@@ -118,6 +118,11 @@ impl Tweet {
         self.edit_history_tweet_ids.first().map_or(&self.id, String::as_str)
     }
 
+    /// The whole text of a long post (`note_tweet`), when X sent a non-blank one.
+    pub fn note_text(&self) -> Option<&str> {
+        self.note_tweet.as_ref().map(|n| n.text.as_str()).filter(|n| !n.trim().is_empty())
+    }
+
     /// The first reference of `kind`, if any.
     pub fn reference(&self, kind: ReferenceKind) -> Option<&ReferencedTweet> {
         self.referenced_tweets.iter().find(|r| r.kind == kind)

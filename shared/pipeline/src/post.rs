@@ -91,10 +91,10 @@ impl<'a> Post<'a> {
         .into_iter()
         .find_map(|(kind, r)| t.reference(r).map(|r| (kind, Some(r.id.as_str()))))
         .unwrap_or((Kind::Original, None));
-        let own_note = t.note_tweet.as_ref().map(|n| n.text.as_str()).filter(|n| !n.trim().is_empty());
+        let own_note = t.note_text();
         let original = message.referenced_tweet.as_deref().filter(|o| kind == Kind::Retweet && Some(o.id.as_str()) == reference);
         let (full_text, entities) = match (original, own_note) {
-            (Some(o), _) => match o.note_tweet.as_ref().map(|n| n.text.as_str()).filter(|n| !n.trim().is_empty()) {
+            (Some(o), _) => match o.note_text() {
                 Some(note) => (note, None),
                 None => (o.text.as_str(), o.entities.as_ref()),
             },
