@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates the sample Lambda events in this folder from a real recorded X API v2 search page.
+"""Regenerates the sample Lambda events in this folder from a real recorded X API v2 search page, and the
+day-before page of each bundled rule (events/x-api/<rule>.day-before.json).
 
 Deterministic: the same input gives byte-identical files. Run from the repository root:
     python3 events/generate.py
@@ -8,6 +9,7 @@ produces them, plus the malformed cases the process function must quarantine.
 """
 import base64
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +127,37 @@ def hostile_batch(first_offset):
     return recs, rules
 
 
+def day_before(rule):
+    """The page a recent search for `#rule` would have returned in part for the day before the recorded
+    page: the page's own expanded referenced posts (real recorded posts, with their authors from the
+    page's `includes.users`) that carry the hashtag and were posted in the 24 hours before its oldest
+    post, each once, newest first, as one last page. The bundled sample then spans a day, so the report's
+    over-time charts have hours to draw."""
+    page = json.loads((ROOT / f"events/x-api/{rule}.json").read_text())
+    on_page = {t["id"] for t in page["data"]}
+    oldest = min(t["created_at"] for t in page["data"])
+    since = datetime.fromisoformat(oldest.replace("Z", "+00:00")) - timedelta(hours=24)
+    posts = [
+        t
+        for t in page["includes"]["tweets"]
+        if t["id"] not in on_page
+        and f"#{rule}" in t["text"].lower()
+        and since <= datetime.fromisoformat(t["created_at"].replace("Z", "+00:00")) < datetime.fromisoformat(oldest.replace("Z", "+00:00"))
+    ]
+    # The recorded includes repeat a post when two posts on the page refer to it; a page lists it once.
+    posts = sorted({t["id"]: t for t in reversed(posts)}.values(), key=lambda t: int(t["id"]), reverse=True)
+    authors = {t["author_id"] for t in posts}
+    users = [u for u in page["includes"]["users"] if u["id"] in authors]
+    return {
+        "data": posts,
+        "includes": {"users": users},
+        "meta": {"newest_id": posts[0]["id"], "oldest_id": posts[-1]["id"], "result_count": len(posts)},
+    }
+
+
 def main():
+    for rule in ("brexit", "kpop"):
+        (ROOT / f"events/x-api/{rule}.day-before.json").write_text(json.dumps(day_before(rule)) + "\n")
     recs = good_batch()
     (ROOT / "events/msk-batch.json").write_text(json.dumps(event("aws:kafka", recs), indent=1) + "\n")
     (ROOT / "events/self-managed-batch.json").write_text(json.dumps(event("SelfManagedKafka", recs), indent=1) + "\n")

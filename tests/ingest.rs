@@ -12,7 +12,7 @@ use tweetlake_ingest::watermark::{FileStore, WatermarkStore};
 use tweetlake_ingest::{Error, Ingest, IngestConfig};
 use tweetlake_pipeline::envelope::TweetMessage;
 use tweetlake_tests::kafka::{Consumed, as_event, bootstrap, new_topic, read_all};
-use tweetlake_tests::xapi_server::{Fault, Piece, Pool, StreamConn, TOKEN, XApiServer};
+use tweetlake_tests::xapi_server::{Fault, Piece, Pool, StreamConn, TOKEN, XApiServer, bundled_sample_len};
 use tweetlake_tests::{local_tables, processor, read_table};
 
 const BREXIT: &str = "#brexit lang:en";
@@ -356,7 +356,7 @@ async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_feeds_the_same_path_from_recorded_pages() {
     let dir = tempfile::tempdir().unwrap();
-    // The bundled sample: one recorded page per rule, each file named after the rule it answers.
+    // The bundled sample: each file named after the rule it answers (`brexit.json`, `brexit.day-before.json`).
     let pages = tweetlake_tests::repo_root().join("events/x-api");
     let topic = new_topic("replay", 2).await;
     let wm = dir.path().join("wm.json");
@@ -364,10 +364,11 @@ async fn replay_feeds_the_same_path_from_recorded_pages() {
     let run = ingest(&server, &topic, wm.to_str().unwrap(), &[("TWEETLAKE_REPLAY_PATH", pages.to_str().unwrap())]).await.unwrap();
     let r = run.run(far()).await.unwrap();
     assert_eq!(r.source, "replay");
-    assert_eq!(r.produced.messages, 200, "{r:?}");
+    let brexit_ids: HashSet<String> = Pool::bundled("brexit").ids().into_iter().collect();
+    assert_eq!(brexit_ids.len(), 130, "the recorded page and the day before it");
+    assert_eq!(r.produced.messages, bundled_sample_len(), "{r:?}");
     assert!(server.seen().is_empty(), "replay never calls the API");
     let msgs = by_key(&read_all(&topic));
-    let brexit_ids: HashSet<String> = Pool::recorded("events/x-api/brexit.json").ids().into_iter().collect();
     for (id, m) in &msgs {
         let tag = m.rules[0].tag.clone().unwrap();
         assert_eq!(tag == "brexit", brexit_ids.contains(id), "{id} tagged {tag}");
@@ -387,10 +388,11 @@ async fn a_missing_topic_is_created_at_start_when_partitions_are_set() {
     let pages = tweetlake_tests::repo_root().join("events/x-api");
     let extra = [("TWEETLAKE_REPLAY_PATH", pages.to_str().unwrap()), ("TWEETLAKE_TOPIC_PARTITIONS", "4")];
     let r = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
-    assert_eq!(r.produced.messages, 200, "{r:?}");
+    let bundled = bundled_sample_len();
+    assert_eq!(r.produced.messages, bundled, "{r:?}");
     let ends = tweetlake_tests::kafka::end_offsets(&bootstrap(), &topic);
     assert_eq!(ends.len(), 4, "created with 4 partitions: {ends:?}");
-    assert_eq!(ends.values().sum::<i64>(), 200, "every message landed: {ends:?}");
+    assert_eq!(ends.values().sum::<i64>(), bundled as i64, "every message landed: {ends:?}");
     // The next cold start finds it and carries on.
     let again = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
     assert_eq!(again.produced.messages, 0, "{again:?}");
@@ -461,6 +463,7 @@ async fn tls_scram_and_iam_deliver_every_tweet_with_a_private_ca_and_their_crede
     use tweetlake_ingest::msk::AuthMode;
     use tweetlake_tests::kafka::{read_all_from, secure_settings};
     let pages = tweetlake_tests::repo_root().join("events/x-api");
+    let bundled = bundled_sample_len();
     let server = XApiServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let scram = secure_settings(AuthMode::Scram, true);
@@ -490,12 +493,12 @@ async fn tls_scram_and_iam_deliver_every_tweet_with_a_private_ca_and_their_crede
             extra.push(("TWEETLAKE_KAFKA_SCRAM_SECRET_ARN", arn.as_str()));
         }
         let r = ingest(&server, &topic, wm.to_str().unwrap(), &extra).await.unwrap().run(far()).await.unwrap();
-        assert_eq!(r.produced.messages, 200, "{auth}: {r:?}");
+        assert_eq!(r.produced.messages, bundled, "{auth}: {r:?}");
         // Read back over the secured connection; for IAM (whose tokens only our producer context signs)
         // over the same broker's plaintext listener.
         let reader = if auth == "iam" { tweetlake_tests::kafka::settings(&bootstrap()) } else { conn.clone() };
         let back = read_all_from(&reader, &topic);
-        assert_eq!(by_key(&back).len(), 200, "{auth}: every tweet once, keyed");
+        assert_eq!(by_key(&back).len(), bundled, "{auth}: every tweet once, keyed");
         assert!(back.iter().all(|c| c.header(headers::SOURCE).as_deref() == Some("replay")), "{auth}");
 
         // Without the private CA the broker's certificate is not trusted: nothing is delivered and
@@ -515,13 +518,14 @@ async fn tls_scram_and_iam_deliver_every_tweet_with_a_private_ca_and_their_crede
         for case in cases {
             let e = ingest(&server, &topic, fresh.to_str().unwrap(), &case).await.unwrap().run(far()).await.unwrap_err();
             assert!(
-                matches!(e, Error::Kafka(_)) && e.to_string().contains("200 of 200 messages not acknowledged"),
+                matches!(e, Error::Kafka(_))
+                    && e.to_string().contains(&format!("{bundled} of {bundled} messages not acknowledged")),
                 "{auth}: {e}"
             );
             assert!(!e.to_string().contains(&password), "the password never shows: {e}");
             assert!(!fresh.exists(), "{auth}: the watermark must not move");
         }
-        assert_eq!(read_all_from(&reader, &topic).len(), 200, "{auth}: the refused runs added nothing");
+        assert_eq!(read_all_from(&reader, &topic).len(), bundled, "{auth}: the refused runs added nothing");
     }
 }
 

@@ -1,11 +1,14 @@
 //! The HTML report as a user sees it: headless Chromium (Debian's, installed by `infra/local/stack.sh
-//! browser`) renders the report of a test run, for tweets within one hour and tweets over several days.
+//! browser`) renders the report of a test run, for tweets within one hour, over several days, and the
+//! report README command 1 leaves (the bundled sample, a day of tweets).
 //! Every chart must have drawn marks: counted in its SVG, and as non-background pixels inside its plot
 //! area in the rendered image. Lives in the CLI package so Cargo builds the binary it runs.
 
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tweetlake_tests::xapi_server::Pool;
 use tweetlake_tests::{Rec, envelope, event, python, repo_root, stack_var};
 
 /// The charts of the report and the kind of mark each draws.
@@ -74,14 +77,23 @@ print(sum(1 for x in range(x0, x1) for y in range(y0, y1) if min(im.getpixel((x,
         assert!(px.status.success(), "{}", String::from_utf8_lossy(&px.stderr));
         let pixels: u64 = String::from_utf8_lossy(&px.stdout).trim().parse().unwrap();
         let marks = if mark == "circle" { fig.matches("class=\"point\"").count() } else { fig.matches("class=\"bar\"").count() };
-        out.insert(id.to_owned(), serde_json::json!({"marks": marks, "pixels": pixels, "figure": fig.len()}));
+        let empty = fig.contains("class=\"empty\"");
+        out.insert(id.to_owned(), serde_json::json!({"marks": marks, "pixels": pixels, "empty": empty}));
     }
     Value::Object(out)
 }
 
-fn assert_every_chart_drawn(name: &str, report: &Path, dir: &Path) -> Value {
+/// Asserts every chart but those of `without_data` drew marks; those must say in words that they have
+/// nothing to show.
+fn assert_every_chart_drawn(name: &str, report: &Path, dir: &Path, without_data: &[&str]) -> Value {
     let d = drawn(report, dir);
     for (id, _) in CHARTS {
+        if without_data.contains(&id) {
+            assert_eq!(d[id]["marks"], 0, "{name}: {id}");
+            assert!(d[id]["empty"].as_bool().unwrap(), "{name}: chart {id} must say it has no data: {d}");
+            assert!(d[id]["pixels"].as_u64().unwrap() > 30, "{name}: chart {id} shows its note: {d}");
+            continue;
+        }
         assert!(d[id]["marks"].as_u64().unwrap() > 0, "{name}: chart {id} has no mark: {d}");
         assert!(d[id]["pixels"].as_u64().unwrap() > 30, "{name}: chart {id} drew nothing in its plot area: {d}");
     }
@@ -98,13 +110,7 @@ fn every_chart_draws_its_data_for_an_hour_and_for_several_days() {
     tweetlake(hour.path(), &["report", "--out", report.to_str().unwrap()]);
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("Tweets per minute, per rule"), "a span under a few hours runs by minute");
-    assert_every_chart_drawn("one hour", &report, hour.path());
-    // The whole page, as the README shows it.
-    let page: PathBuf = hour.path().join("report.png");
-    screenshot(&report, &page, 900, 1800);
-    if std::env::var_os("TWEETLAKE_WRITE_SCREENSHOT").is_some() {
-        std::fs::copy(&page, repo_root().join("infra/report.png")).unwrap();
-    }
+    assert_every_chart_drawn("one hour", &report, hour.path(), &[]);
 
     // Several days: a tweet every 3 hours over 4 days, two rules, one malformed record.
     let days = tempfile::tempdir().unwrap();
@@ -131,6 +137,48 @@ fn every_chart_draws_its_data_for_an_hour_and_for_several_days() {
     tweetlake(days.path(), &["report", "--out", report.to_str().unwrap()]);
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("Tweets per hour, per rule"), "4 days run by hour");
-    let d = assert_every_chart_drawn("four days", &report, days.path());
+    let d = assert_every_chart_drawn("four days", &report, days.path(), &[]);
     assert_eq!(d["volume"]["marks"], 32, "a mark per tweet's hour: {d}");
+}
+
+#[test]
+fn the_main_jobs_report_draws_the_bundled_day_hour_by_hour() {
+    // README command 1: `tweetlake local` on the bundled sample, its own tables under --dir.
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("report-{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros() % 1_000_000);
+    let out = Command::new(env!("CARGO_BIN_EXE_tweetlake"))
+        .args(["local", "--no-progress", "--dir", dir.path().to_str().unwrap(), "--topic", &topic])
+        .args(["--bootstrap", &tweetlake_tests::kafka::bootstrap()])
+        .env_remove("TWEETLAKE_TABLE_URI")
+        .env_remove("TWEETLAKE_QUARANTINE_URI")
+        .env_remove("TWEETLAKE_RULES")
+        .env_remove("TWEETLAKE_X_BEARER_TOKEN")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = dir.path().join("report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Tweets per hour, per rule"), "the sample spans a day, drawn by the hour");
+    // Every bundled record is well-formed, so the quarantine chart has nothing to draw and says so.
+    let d = assert_every_chart_drawn("the bundled sample", &report, dir.path(), &["quarantine"]);
+    // A point per rule and hour with tweets, counted from the recorded pages themselves.
+    let hours: BTreeSet<(String, String)> = ["brexit", "kpop"]
+        .iter()
+        .flat_map(|rule| {
+            Pool::bundled(rule)
+                .tweets
+                .iter()
+                .map(|t| (rule.to_string(), t["created_at"].as_str().unwrap()[..13].to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(hours.len() >= 20, "the sample covers many hours: {hours:?}");
+    assert_eq!(d["volume"]["marks"], hours.len(), "a mark per rule and hour: {d}");
+    // The whole page, as the README shows it.
+    let page: PathBuf = dir.path().join("report.png");
+    screenshot(&report, &page, 900, 1800);
+    if std::env::var_os("TWEETLAKE_WRITE_SCREENSHOT").is_some() {
+        std::fs::copy(&page, repo_root().join("infra/report.png")).unwrap();
+    }
 }

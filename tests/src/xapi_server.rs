@@ -44,6 +44,26 @@ impl Pool {
         }
     }
 
+    /// Every bundled page of `rule` (`events/x-api/<rule>.json` and `<rule>.<anything>.json`), as the
+    /// replay of the bundled sample answers that rule.
+    pub fn bundled(rule: &str) -> Self {
+        let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events/x-api"))
+            .expect("the bundled sample")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.strip_prefix(rule).is_some_and(|rest| rest == ".json" || rest.starts_with('.')))
+            .collect();
+        files.sort();
+        let mut pool = Self { tweets: vec![], users: vec![], referenced: vec![], errors: vec![] };
+        for f in files {
+            let p = Self::recorded(&format!("events/x-api/{f}"));
+            pool.tweets.extend(p.tweets);
+            pool.users.extend(p.users);
+            pool.referenced.extend(p.referenced);
+            pool.errors.extend(p.errors);
+        }
+        pool
+    }
+
     /// Ids of the pool's tweets.
     pub fn ids(&self) -> Vec<String> {
         self.tweets.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect()
@@ -56,6 +76,11 @@ impl Pool {
             ..self.clone()
         }
     }
+}
+
+/// How many tweets the bundled sample (`events/x-api/`) holds for its two rules.
+pub fn bundled_sample_len() -> usize {
+    Pool::bundled("brexit").ids().len() + Pool::bundled("kpop").ids().len()
 }
 
 /// At least `total` tweets as search page bodies: the two recorded 100-tweet pages, re-serialised

@@ -2,8 +2,8 @@
 //! network — for the local demo, for backfills and for tests.
 //!
 //! Search pages are files holding one response page (`.json`) or one page per line (`.jsonl`); a file
-//! named after a rule's tag (`rust.json`, `rust.jsonl`) answers only that rule, any other file answers
-//! every rule. Requests are served like the API would: tweets newest first, filtered by `since_id` /
+//! named after a rule's tag (`rust.json`, `rust.jsonl`, or with more after a dot: `rust.older.json`)
+//! answers only that rule, any other file answers every rule. Requests are served like the API would: tweets newest first, filtered by `since_id` /
 //! `until_id`, `max_results` at a time with `next_token`. A stream session is a `.jsonl` file of raw
 //! stream lines, played as one connection.
 
@@ -119,6 +119,12 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, Error> {
     }
 }
 
+/// Whether a file with this stem answers only the rule `tag`: the stem is the tag, or the tag then a
+/// dot (`brexit.day-before`), so one rule can have several files.
+fn answers_only(stem: &str, tag: &str) -> bool {
+    stem.strip_prefix(tag).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 impl ReplaySearch {
     /// Opens every page under `path` (a file or a directory): reads them and their ids; a page's
     /// tweets are parsed when a request first needs them.
@@ -128,8 +134,8 @@ impl ReplaySearch {
             let shown = f.display().to_string();
             let err = |message: String| Error::Replay { path: shown.clone(), message };
             let text = std::fs::read_to_string(&f).map_err(|e| err(e.to_string()))?;
-            let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-            let tag = tags.iter().find(|t| **t == stem).cloned();
+            let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let tag = tags.iter().find(|t| answers_only(stem, t)).cloned();
             let docs: Vec<&str> = if f.extension().and_then(|e| e.to_str()) == Some("jsonl") {
                 text.lines().filter(|l| !l.trim().is_empty()).collect()
             } else {
@@ -320,5 +326,20 @@ mod tests {
         let Answer::Ok(all, _) = r.search(&query(None)).await.unwrap() else { panic!("an answer") };
         assert_eq!(all.data.len(), 2);
         assert!(r.files[0].text.lock().unwrap().is_none(), "nothing is left to parse from it");
+    }
+
+    #[tokio::test]
+    async fn a_rule_can_have_several_files_and_other_rules_never_see_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.json"), page(&[("5", r#""t today""#, "u1")], &["u1"])).unwrap();
+        std::fs::write(dir.path().join("t.day-before.json"), page(&[("4", r#""t earlier""#, "u2")], &["u2"])).unwrap();
+        std::fs::write(dir.path().join("tx.json"), page(&[("9", r#""another rule""#, "u3")], &["u3"])).unwrap();
+        let r = ReplaySearch::open(dir.path(), &["t".into(), "tx".into()]).unwrap();
+        let Answer::Ok(t, _) = r.search(&query(None)).await.unwrap() else { panic!("an answer") };
+        let ids: Vec<&str> = t.data.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["5", "4"], "both of rule t's files, and not tx.json");
+        let users: Vec<&str> = t.includes.users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(users, ["u1", "u2"], "each file's authors");
+        assert!(answers_only("brexit.day-before", "brexit") && !answers_only("brexits", "brexit"));
     }
 }

@@ -142,8 +142,8 @@ fn label_text(attrs: &str, label: &str, max: usize) -> String {
     format!(r#"<text {attrs}><title>{}</title>{}</text>"#, esc(label), esc(&shorten(label, max)))
 }
 
-/// A line chart: one polyline per series over a shared, ordered set of x labels, a mark per point, and
-/// `x_label` under the axis.
+/// A line chart: one polyline per series over a shared, ordered set of x labels (window starts, placed
+/// at their time), a mark per point, and `x_label` under the axis.
 fn line_chart(
     id: &str,
     title: &str,
@@ -158,7 +158,16 @@ fn line_chart(
     xs.dedup();
     let ys = series.values().flatten().map(|(_, y)| *y);
     let (lo, hi) = y_fixed.unwrap_or_else(|| (0.0, ys.fold(1.0f64, f64::max)));
-    let px = |i: usize| l + (w - l - r) * if xs.len() > 1 { i as f64 / (xs.len() - 1) as f64 } else { 0.5 };
+    // Windows sit at their time, so hours without tweets show as the gaps they are; labels that are
+    // not times fall back to even spacing.
+    let times: Result<Vec<chrono::NaiveDateTime>, _> =
+        xs.iter().map(|x| chrono::NaiveDateTime::parse_from_str(x.get(..19).unwrap_or(x), "%Y-%m-%dT%H:%M:%S")).collect();
+    let at: Vec<f64> = match times {
+        Ok(times) => times.iter().map(|t| t.and_utc().timestamp() as f64).collect(),
+        Err(_) => (0..xs.len()).map(|i| i as f64).collect(),
+    };
+    let (first, last) = (at.first().copied().unwrap_or(0.0), at.last().copied().unwrap_or(0.0));
+    let px = |i: usize| l + (w - l - r) * if last > first { (at[i] - first) / (last - first) } else { 0.5 };
     let py = |y: f64| t + (h - t - b) * (1.0 - (y - lo) / (hi - lo).max(1e-9));
     let names: Vec<&String> = series.keys().collect();
     let mut s = format!(
@@ -184,9 +193,20 @@ fn line_chart(
             if hi <= 1.0 { format!("{y:.2}") } else { format!("{y:.0}") }
         );
     }
-    let step = (xs.len() / 6).max(1);
-    for (i, x) in xs.iter().enumerate().step_by(step) {
-        s += &label_text(&format!(r#"x="{:.1}" y="{}" font-size="9" text-anchor="middle""#, px(i), h - b + 14.0), &x_text(x), 16);
+    if xs.is_empty() {
+        let _ = write!(s, r#"<text class="empty" x="{}" y="{}" font-size="12">No tweets yet.</text>"#, l + 10.0, t + 20.0);
+    }
+    // A label under a window where it does not run into the one before.
+    let mut free_from = f64::MIN;
+    for (i, x) in xs.iter().enumerate() {
+        if px(i) >= free_from {
+            s += &label_text(
+                &format!(r#"x="{:.1}" y="{}" font-size="9" text-anchor="middle""#, px(i), h - b + 14.0),
+                &x_text(x),
+                16,
+            );
+            free_from = px(i) + 64.0;
+        }
     }
     let _ = write!(
         s,
@@ -233,7 +253,7 @@ fn line_chart(
 }
 
 /// A horizontal bar chart.
-fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
+fn bar_chart(id: &str, title: &str, bars: &[(String, u64)], empty: &str) -> String {
     let (w, row, l) = (760.0, 22.0, 200.0);
     let h = 20.0 + row * bars.len().max(1) as f64;
     let max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
@@ -243,7 +263,8 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, u64)]) -> String {
         esc(title)
     );
     if bars.is_empty() {
-        s.push_str(r#"<text x="10" y="20" font-size="12">none</text>"#);
+        // Said in words, so an empty chart is never mistaken for one that failed to draw.
+        let _ = write!(s, r#"<text class="empty" x="{l}" y="20" font-size="12">{}</text>"#, esc(empty));
     }
     for (i, (name, v)) in bars.iter().enumerate() {
         let y = 10.0 + row * i as f64;
@@ -303,16 +324,16 @@ pub fn html(d: &ReportData, title: &str) -> String {
         Some((0.0, 1.0)),
     );
     let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    page += &bar_chart("labels", "Sentiment label shares", &labels);
+    page += &bar_chart("labels", "Sentiment label shares", &labels, "No tweet was scored.");
     let languages: Vec<(String, u64)> = d
         .languages
         .iter()
         .map(|(lang, n, scored)| (format!("{lang} ({:.0} % scored)", 100.0 * *scored as f64 / (*n).max(1) as f64), *n))
         .collect();
-    page += &bar_chart("languages", "Tweets per language (share the model scored)", &languages);
-    page += &bar_chart("hashtags", "Top hashtags", &d.hashtags);
+    page += &bar_chart("languages", "Tweets per language (share the model scored)", &languages, "No tweets.");
+    page += &bar_chart("hashtags", "Top hashtags", &d.hashtags, "No hashtags.");
     let reasons: Vec<(String, u64)> = d.reasons.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    page += &bar_chart("quarantine", "Quarantined records per quality rule", &reasons);
+    page += &bar_chart("quarantine", "Quarantined records per quality rule", &reasons, "No record was quarantined.");
     page += "</body></html>\n";
     page
 }
@@ -371,5 +392,38 @@ mod tests {
         let sentiment = figure("sentiment");
         assert_eq!(sentiment.matches("class=\"point\"").count(), 1, "an hour without a scored tweet has no mean");
         assert!(sentiment.contains("data-value=\"0.750\"") && sentiment.contains(">0.750</text>"), "{sentiment}");
+    }
+
+    #[test]
+    fn a_chart_without_data_says_so_in_words() {
+        let page = html(&ReportData::default(), "t");
+        for id in ["volume", "sentiment", "labels", "languages", "hashtags", "quarantine"] {
+            let start = page.find(&format!("<figure id=\"{id}\"")).unwrap();
+            let fig = &page[start..start + page[start..].find("</figure>").unwrap()];
+            assert!(fig.contains("class=\"empty\""), "{id}: {fig}");
+        }
+        assert!(page.contains("No record was quarantined."));
+    }
+
+    #[test]
+    fn windows_sit_at_their_time_so_empty_hours_show_as_gaps() {
+        let d = ReportData {
+            tweets: 3,
+            per_rule: BTreeMap::from([(
+                "r".to_owned(),
+                ["00", "01", "05"].iter().map(|h| (format!("2021-09-22T{h}:00:00Z"), 1, 0, 0.0)).collect(),
+            )]),
+            ..ReportData::default()
+        };
+        let page = html(&d, "t");
+        let start = page.find("<figure id=\"volume\"").unwrap();
+        let cx: Vec<f64> = page[start..]
+            .split("class=\"point\"")
+            .skip(1)
+            .take(3)
+            .map(|p| p.split("cx=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap())
+            .collect();
+        let (one, all) = (cx[1] - cx[0], cx[2] - cx[0]);
+        assert!((one / all - 0.2).abs() < 0.01, "one hour of five: {cx:?}");
     }
 }
