@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tweetlake_contract::vars;
-use tweetlake_sentiment::eval::{evaluate, read_manual_test};
-use tweetlake_sentiment::train::{TrainConfig, Trainer, train};
+use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test};
+use tweetlake_sentiment::train::{TrainConfig, Trainer, fit_head, train};
 use tweetlake_sentiment::{FeatureConfig, Model};
 
 /// Commands on the sentiment model.
@@ -14,15 +14,20 @@ use tweetlake_sentiment::{FeatureConfig, Model};
 pub enum Command {
     /// Train the sentiment model on Sentiment140-style `label,text` CSV files.
     Train(Box<TrainArgs>),
-    /// Evaluate a model on the Sentiment140 manual test set (6-column CSV).
+    /// Evaluate a model on a human-labelled CSV: `label,text` (neg/neu/pos or 0/2/4, with or without a
+    /// header), a header naming `label` and `text` (and `source`), or the Sentiment140 manual test's
+    /// 6 columns. Prints macro recall, accuracies, ROC AUC, calibration error and the confusion matrix.
     Eval {
         #[command(flatten)]
         model: ModelArgs,
         /// The human-labelled test CSV.
         #[arg(long, default_value = "tests/data/testdata.manual.2009.06.14.csv")]
         test: PathBuf,
+        /// Evaluate only the rows of these sources (the `source` column), each on its own.
+        #[arg(long, value_delimiter = ',')]
+        source: Vec<String>,
     },
-    /// Score one text per stdin line; write one JSON line `{"label","score"}` per input.
+    /// Score one text per stdin line; write one JSON line `{"label","score","probabilities"}` per input.
     Score {
         #[command(flatten)]
         model: ModelArgs,
@@ -55,16 +60,24 @@ impl ModelArgs {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(a) => run_train(*a),
-        Command::Eval { model, test } => run_eval(&model, &test),
+        Command::Eval { model, test, source } => run_eval(&model, &test, &source),
         Command::Score { model } => run_score(&model),
     }
 }
 
-fn run_eval(model: &ModelArgs, test: &Path) -> Result<()> {
+fn run_eval(model: &ModelArgs, test: &Path, sources: &[String]) -> Result<()> {
     let model = model.load()?;
-    let rows = read_manual_test(test).with_context(|| format!("reading --test {}", test.display()))?;
-    let e = evaluate(&model, &rows);
-    println!("{}", serde_json::json!({ "model": model.version(), "manual_test": e }));
+    let read = |source: Option<&str>| read_labelled(test, source).with_context(|| format!("reading --test {}", test.display()));
+    if sources.is_empty() {
+        println!("{}", serde_json::json!({ "model": model.version(), "test": evaluate(&model, &read(None)?) }));
+    }
+    for source in sources {
+        let rows = read(Some(source))?;
+        if rows.is_empty() {
+            bail!("--source {source}: no rows of that source in {}", test.display());
+        }
+        println!("{}", serde_json::json!({ "model": model.version(), "source": source, "test": evaluate(&model, &rows) }));
+    }
     Ok(())
 }
 
@@ -84,8 +97,8 @@ fn run_score(model: &ModelArgs) -> Result<()> {
 #[derive(Args)]
 pub struct TrainArgs {
     /// Folder of `label,text` CSV files (0 = negative, 1 or 4 = positive), read in numeric order.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "base")]
+    data: Option<PathBuf>,
     /// Where to write the model file.
     #[arg(long, default_value = "models/sentiment.twlk")]
     out: PathBuf,
@@ -131,6 +144,9 @@ pub struct TrainArgs {
     /// Logit added per net emoticon (0 disables the emoticon prior).
     #[arg(long, default_value_t = 2.0)]
     emoticon_logit: f32,
+    /// Leave the `USER` and `URL` placeholders out of the features (see `FeatureConfig`).
+    #[arg(long)]
+    skip_placeholders: bool,
     /// Leave out the VADER lexicon expert (its calibrated score is otherwise added to the logit).
     #[arg(long)]
     no_lexicon: bool,
@@ -149,9 +165,35 @@ pub struct TrainArgs {
     /// With `--trainer linfa`: number of rows kept.
     #[arg(long, default_value_t = 100_000)]
     linfa_rows: usize,
+    /// Human-labelled three-class CSV (SemEval's `source,id,label,text`): fit the three-class head on
+    /// the rows of `--human-sources`.
+    #[arg(long)]
+    human: Option<PathBuf>,
+    /// The sources of `--human` the head is fitted on (never the dev or test files).
+    #[arg(long, value_delimiter = ',', default_value = "twitter-2013train-A,twitter-2016train-A")]
+    human_sources: Vec<String>,
+    /// L2 penalty of the head (linfa-logistic's alpha, on the summed loss).
+    #[arg(long, default_value_t = 1.0)]
+    head_alpha: f64,
+    /// Keep this model's experts instead of fitting them (with `--human`: fit only the head).
+    #[arg(long, requires = "human")]
+    base: Option<PathBuf>,
     /// Hide progress bars.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The head's training rows: the `--human` file's rows of `--human-sources`.
+fn human_rows(sources: &[String], path: &Path) -> Result<Vec<tweetlake_sentiment::eval::LabelledText>> {
+    let mut rows = Vec::new();
+    for source in sources {
+        let got = read_labelled(path, Some(source)).with_context(|| format!("reading --human {}", path.display()))?;
+        if got.is_empty() {
+            bail!("--human-sources {source}: no rows of that source in {}", path.display());
+        }
+        rows.extend(got);
+    }
+    Ok(rows)
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
@@ -166,6 +208,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         sublinear_tf: true,
         emoticons: a.emoticon_logit != 0.0,
         lexicon: !a.no_lexicon,
+        skip_placeholders: a.skip_placeholders,
     };
     if !(8..=26).contains(&a.hash_bits) {
         bail!("--hash-bits {} must be in 8..=26", a.hash_bits);
@@ -192,7 +235,30 @@ fn run_train(a: TrainArgs) -> Result<()> {
         Some(p) => Some(read_manual_test(p).with_context(|| format!("reading --test {}", p.display()))?),
         None => None,
     };
-    let (model, report) = train(&a.data, &cfg, manual.as_deref(), !a.quiet)?;
+    let (model, mut report) = match &a.base {
+        Some(base) => {
+            let model = Model::load(base).with_context(|| format!("loading --base {}", base.display()))?;
+            (model, serde_json::json!({ "base": base }))
+        }
+        None => {
+            let data = a.data.as_deref().context("--data is required without --base")?;
+            let (model, report) = train(data, &cfg, manual.as_deref(), !a.quiet)?;
+            (model, serde_json::to_value(report)?)
+        }
+    };
+    let model = match &a.human {
+        Some(path) => {
+            let rows = human_rows(&a.human_sources, path)?;
+            let head = fit_head(&model, &rows, a.head_alpha)?;
+            let model = model.with_head(head);
+            report["head"] = serde_json::json!({ "rows": rows.len(), "sources": a.human_sources, "alpha": a.head_alpha });
+            if let Some(m) = &manual {
+                report["manual_test"] = serde_json::to_value(evaluate(&model, m))?;
+            }
+            model
+        }
+        None => model,
+    };
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

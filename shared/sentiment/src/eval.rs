@@ -1,4 +1,5 @@
-//! Model evaluation: the Sentiment140 human-labelled test set, accuracy and ROC AUC.
+//! Model evaluation on human-labelled texts: three-class macro recall and accuracy, binary accuracy and
+//! ROC AUC on the positive/negative rows, calibration error and the confusion matrix.
 
 use crate::model::{Label, Model};
 use serde::Serialize;
@@ -15,19 +16,50 @@ pub struct LabelledText {
 
 /// Reads the manual test set's 6-column CSV (polarity, id, date, query, user, text; no header).
 pub fn read_manual_test(path: &Path) -> Result<Vec<LabelledText>, csv::Error> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_path(path)?;
+    read_labelled(path, None)
+}
+
+/// The label a CSV cell names: `neg`/`neu`/`pos`, the full words, or Sentiment140's polarity `0`/`2`/`4`.
+pub fn parse_label(cell: &str) -> Option<Label> {
+    match cell.trim().to_ascii_lowercase().as_str() {
+        "0" | "neg" | "negative" => Some(Label::Negative),
+        "2" | "neu" | "neutral" => Some(Label::Neutral),
+        "4" | "pos" | "positive" => Some(Label::Positive),
+        _ => None,
+    }
+}
+
+/// Reads labelled texts from a CSV in any of the shapes the project meets: the Sentiment140 manual test
+/// (6 columns, no header), `label,text` with or without a header, or a header naming `label` and `text`
+/// columns (and `source`, which `source` then filters on, e.g. SemEval's `twitter-2016test-A`).
+pub fn read_labelled(path: &Path, source: Option<&str>) -> Result<Vec<LabelledText>, csv::Error> {
+    let bad = |m: String| csv::Error::from(std::io::Error::other(m));
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_path(path)?;
+    let mut records = rdr.records();
+    let Some(first) = records.next().transpose()? else { return Ok(Vec::new()) };
+    let named = |name: &str| first.iter().position(|c| c.trim().eq_ignore_ascii_case(name));
+    // A header row names its columns; otherwise the shape says where label and text are.
+    let (header, label_at, text_at, source_at) = match (named("label"), named("text")) {
+        (Some(l), Some(t)) => (true, l, t, named("source")),
+        _ if first.len() == 6 => (false, 0, 5, None),
+        _ if first.len() == 2 => (false, 0, 1, None),
+        _ => return Err(bad(format!("{}: expected label,text columns, a header naming them, or 6 columns", path.display()))),
+    };
+    if source.is_some() && source_at.is_none() {
+        return Err(bad(format!("{}: no source column to filter on", path.display())));
+    }
     let mut rows = Vec::new();
-    for rec in rdr.records() {
+    for (line, rec) in std::iter::once(Ok(first)).chain(records).enumerate().skip(usize::from(header)) {
         let rec = rec?;
-        let label = match rec.get(0) {
-            Some("0") => Label::Negative,
-            Some("2") => Label::Neutral,
-            Some("4") => Label::Positive,
-            other => {
-                return Err(csv::Error::from(std::io::Error::other(format!("unknown polarity {other:?}"))));
-            }
-        };
-        rows.push(LabelledText { label, text: rec.get(5).unwrap_or_default().to_owned() });
+        if let (Some(want), Some(at)) = (source, source_at)
+            && rec.get(at) != Some(want)
+        {
+            continue;
+        }
+        let cell = rec.get(label_at).unwrap_or_default();
+        let label =
+            parse_label(cell).ok_or_else(|| bad(format!("{} line {}: unknown label {cell:?}", path.display(), line + 1)))?;
+        rows.push(LabelledText { label, text: rec.get(text_at).unwrap_or_default().to_owned() });
     }
     Ok(rows)
 }
@@ -37,38 +69,81 @@ pub fn read_manual_test(path: &Path) -> Result<Vec<LabelledText>, csv::Error> {
 pub struct Evaluation {
     /// Rows that are positive or negative.
     pub binary_rows: usize,
-    /// Accuracy on those rows with a 0.5 threshold (no neutral band).
+    /// Accuracy on those rows, positive when P(pos) / prior(pos) > P(neg) / prior(neg) (the label's rule).
     pub binary_accuracy: f64,
-    /// Area under the ROC curve on those rows.
+    /// Area under the ROC curve on those rows, ranking by that ratio.
     pub roc_auc: f64,
     /// All rows, neutral included.
     pub all_rows: usize,
-    /// Accuracy over the three labels with the model's neutral band.
+    /// Accuracy over the three labels.
     pub three_class_accuracy: f64,
+    /// Mean of the recall of each of the three classes (SemEval's and TweetEval's official measure):
+    /// always answering one class scores 1/3.
+    pub macro_recall: f64,
+    /// Recall per class: negative, neutral, positive.
+    pub recall: [f64; 3],
+    /// Expected calibration error of the most probable class's probability (15 equal-width bins): how far
+    /// the probabilities are from the frequencies they claim.
+    pub ece: f64,
+    /// Rows by gold label (negative, neutral, positive) then predicted label.
+    pub confusion: [[usize; 3]; 3],
+}
+
+/// Index of a label in [`Evaluation::confusion`] and the probability triples.
+fn class(l: Label) -> usize {
+    match l {
+        Label::Negative => 0,
+        Label::Neutral => 1,
+        Label::Positive => 2,
+    }
 }
 
 /// Evaluates `model` on labelled raw texts.
 pub fn evaluate(model: &Model, rows: &[LabelledText]) -> Evaluation {
     let mut scorer = model.scorer();
+    // Positive against negative by the same rule the label follows: each probability over its prior.
+    let priors = model.meta().three_class.as_ref().map_or([1.0; 3], |h| h.priors);
     let mut binary: Vec<(f32, bool)> = Vec::new();
-    let mut three_right = 0usize;
+    let mut confusion = [[0usize; 3]; 3];
+    let mut confidence: Vec<(f32, bool)> = Vec::with_capacity(rows.len());
     for row in rows {
         let p = scorer.predict(&row.text);
-        if p.label == row.label {
-            three_right += 1;
-        }
+        let (gold, said) = (class(row.label), class(p.label));
+        confusion[gold][said] += 1;
+        let top = (0..3).max_by(|&a, &b| p.probabilities[a].total_cmp(&p.probabilities[b])).unwrap_or(1);
+        confidence.push((p.probabilities[top], gold == top));
         if row.label != Label::Neutral {
-            binary.push((p.score, row.label == Label::Positive));
+            let odds = (p.probabilities[2] / priors[2]).ln() - (p.probabilities[0] / priors[0]).ln();
+            binary.push((odds, row.label == Label::Positive));
         }
     }
-    let right = binary.iter().filter(|(s, pos)| (*s > 0.5) == *pos).count();
+    let right = binary.iter().filter(|(s, pos)| (*s > 0.0) == *pos).count();
+    let recall: [f64; 3] = std::array::from_fn(|c| ratio(confusion[c][c], confusion[c].iter().sum()));
     Evaluation {
         binary_rows: binary.len(),
         binary_accuracy: ratio(right, binary.len()),
         roc_auc: roc_auc(&binary),
         all_rows: rows.len(),
-        three_class_accuracy: ratio(three_right, rows.len()),
+        three_class_accuracy: ratio((0..3).map(|c| confusion[c][c]).sum(), rows.len()),
+        macro_recall: recall.iter().sum::<f64>() / 3.0,
+        recall,
+        ece: expected_calibration_error(&confidence, 15),
+        confusion,
     }
+}
+
+/// Expected calibration error: rows binned by the confidence of their prediction; the row-weighted mean
+/// gap between each bin's mean confidence and its accuracy.
+pub fn expected_calibration_error(confidence: &[(f32, bool)], bins: usize) -> f64 {
+    let mut sums = vec![(0f64, 0usize, 0usize); bins];
+    for &(c, right) in confidence {
+        let b = ((c.clamp(0.0, 1.0) as f64 * bins as f64) as usize).min(bins - 1);
+        sums[b].0 += c as f64;
+        sums[b].1 += usize::from(right);
+        sums[b].2 += 1;
+    }
+    let n = confidence.len().max(1) as f64;
+    sums.iter().filter(|b| b.2 > 0).map(|&(c, right, k)| (c / k as f64 - right as f64 / k as f64).abs() * k as f64 / n).sum()
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -106,5 +181,34 @@ mod tests {
         assert_eq!(roc_auc(&[(0.1, false), (0.2, false), (0.8, true), (0.9, true)]), 1.0);
         assert_eq!(roc_auc(&[(0.9, false), (0.8, true)]), 0.0);
         assert_eq!(roc_auc(&[(0.5, false), (0.5, true)]), 0.5);
+    }
+
+    #[test]
+    fn calibration_error_is_the_gap_between_confidence_and_accuracy() {
+        // Confident at 0.9 and right 9 times in 10: calibrated.
+        let fair: Vec<(f32, bool)> = (0..10).map(|i| (0.9, i < 9)).collect();
+        assert!(expected_calibration_error(&fair, 15) < 1e-6);
+        // Confident at 0.9 and right half the time: 0.4 off.
+        let over: Vec<(f32, bool)> = (0..10).map(|i| (0.9, i < 5)).collect();
+        assert!((expected_calibration_error(&over, 15) - 0.4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn labelled_csvs_of_every_shape_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let plain = write("plain.csv", "4,good day\n0,\"bad, bad day\"\n");
+        let got = read_labelled(&plain, None).unwrap();
+        assert_eq!((got[1].label, got[1].text.as_str()), (Label::Negative, "bad, bad day"));
+        let semeval = write("s.csv", "source,id,label,text\na,1,neu,x\nb,2,pos,y\nb,3,neg,z\n");
+        let b = read_labelled(&semeval, Some("b")).unwrap();
+        assert_eq!(b.iter().map(|r| r.label).collect::<Vec<_>>(), [Label::Positive, Label::Negative]);
+        assert!(read_labelled(&plain, Some("b")).is_err(), "no source column to filter on");
+        let err = read_labelled(&write("bad.csv", "label,text\nmaybe,x\n"), None).unwrap_err();
+        assert!(err.to_string().contains("line 2") && err.to_string().contains("maybe"), "{err}");
     }
 }

@@ -27,6 +27,10 @@ pub struct FeatureConfig {
     /// Sums VADER word valences into [`FeatureBuf::lexicon`] (see [`crate::lexicon`]).
     #[serde(default)]
     pub lexicon: bool,
+    /// Leaves out the `USER` and `URL` placeholders normalisation puts for mentions and links: in
+    /// Sentiment140 they lean positive for how it was collected, not for what anyone said.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_placeholders: bool,
 }
 
 impl Default for FeatureConfig {
@@ -39,6 +43,7 @@ impl Default for FeatureConfig {
             sublinear_tf: true,
             emoticons: true,
             lexicon: true,
+            skip_placeholders: false,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Featurizer {
     shift: u32,
     negations: Vec<u64>,
     lexicon: Option<&'static Lexicon>,
+    /// Hashes of the placeholders left out, when the config says so.
+    placeholders: Vec<u64>,
 }
 
 impl Featurizer {
@@ -114,7 +121,8 @@ impl Featurizer {
         let mut negations: Vec<u64> = NEGATIONS.iter().map(|w| hash_token(w)).collect();
         negations.sort_unstable();
         let lexicon = cfg.lexicon.then(Lexicon::vader);
-        Self { shift: 64 - cfg.hash_bits, cfg, negations, lexicon }
+        let placeholders = if cfg.skip_placeholders { vec![hash_token("user"), hash_token("url")] } else { Vec::new() };
+        Self { shift: 64 - cfg.hash_bits, cfg, negations, lexicon, placeholders }
     }
 
     /// The configuration this extractor applies.
@@ -174,7 +182,11 @@ impl Featurizer {
             } else if c == '\'' || c == '\u{2019}' {
                 // "don't" and "dont" are the same word.
             } else {
-                if in_word {
+                if in_word && self.placeholders.contains(&word.hash) {
+                    // A left-out placeholder is no word: the bigram spans it.
+                    buf.word.clear();
+                    in_word = false;
+                } else if in_word {
                     self.emit(word.hash, &mut prev, negated, buf);
                     if let Some(v) = self.lexicon.and_then(|l| l.valence(word.hash)) {
                         valence += if negated { NEGATED_VALENCE * v } else { v };
@@ -313,5 +325,19 @@ mod tests {
         let chars = Featurizer::new(FeatureConfig { char_ngrams: Some([3, 4]), ..FeatureConfig::default() });
         assert!(feats(&chars, "lovely day").len() > feats(&base, "lovely day").len() + 8);
         assert!(feats(&chars, "").is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_left_out_when_asked_and_the_bigram_spans_them() {
+        let skip = Featurizer::new(FeatureConfig { skip_placeholders: true, ..FeatureConfig::default() });
+        let keep = Featurizer::new(FeatureConfig::default());
+        let (mut a, mut b) = (FeatureBuf::default(), FeatureBuf::default());
+        skip.extract("USER", &mut a);
+        assert!(a.counts.is_empty(), "a lone mention says nothing");
+        skip.extract("thanks USER URL great", &mut a);
+        skip.extract("thanks great", &mut b);
+        assert_eq!(a.counts, b.counts);
+        keep.extract("thanks USER URL great", &mut b);
+        assert_ne!(a.counts, b.counts, "kept unless asked");
     }
 }

@@ -49,20 +49,58 @@ pub struct ModelMeta {
     /// exactly when `features.lexicon` is on.
     #[serde(default)]
     pub lexicon_logit: Option<[f32; 2]>,
+    /// The three-class head, when the model has one: it turns the experts' outputs into calibrated
+    /// negative / neutral / positive probabilities, and the label is the most probable class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub three_class: Option<ThreeClassHead>,
     /// Free-form training provenance (data, rows, parameters): no timestamps, so retraining with the
     /// same seed gives identical bytes.
     pub training: serde_json::Value,
 }
 
-/// Three-way sentiment label; the model itself is binary and `Neutral` is a band around 0.5.
+/// What the three-class head reads of a text, in [`ThreeClassHead::weights`] order: the n-gram
+/// expert's logit and its size, the lexicon score and its size, the net emoticons, and `ln(1 + n)` of
+/// the text's distinct features (how much text there is to judge).
+pub const HEAD_INPUTS: [&str; 6] = ["ngram_logit", "abs_ngram_logit", "lexicon", "abs_lexicon", "emoticons", "ln_features"];
+
+/// A multinomial logistic regression over [`HEAD_INPUTS`], fitted on human-labelled tweets: the experts
+/// learn from the 1.6M distant-supervision rows, the head learns from people how their outputs map to
+/// three classes, neutral included.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreeClassHead {
+    /// Per class (negative, neutral, positive): the intercept, then one weight per input.
+    pub weights: [[f32; 1 + HEAD_INPUTS.len()]; 3],
+    /// Each class's share of the rows the head was fitted on. The label is the class whose
+    /// probability most exceeds its share (the most probable class after dividing by the prior), the
+    /// decision that maximises recall averaged over the classes; the probabilities stay as fitted, so
+    /// sums of them count each class as often as it occurs.
+    pub priors: [f32; 3],
+}
+
+impl ThreeClassHead {
+    /// Class probabilities (negative, neutral, positive) for the inputs, summing to 1.
+    pub fn probabilities(&self, inputs: &[f32; HEAD_INPUTS.len()]) -> [f32; 3] {
+        let z: [f32; 3] = std::array::from_fn(|c| {
+            let w = &self.weights[c];
+            w[0] + inputs.iter().zip(&w[1..]).map(|(x, w)| x * w).sum::<f32>()
+        });
+        let top = z.iter().copied().fold(f32::MIN, f32::max);
+        let e = z.map(|v| (v - top).exp());
+        let sum: f32 = e.iter().sum();
+        e.map(|v| v / sum)
+    }
+}
+
+/// Three-way sentiment label: the head's most probable class, or for a binary model a band around 0.5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Label {
-    /// Probability of positive below `0.5 - band`.
+    /// Negative.
     Negative,
-    /// Probability of positive within the neutral band.
+    /// Neither.
     Neutral,
-    /// Probability of positive above `0.5 + band`.
+    /// Positive.
     Positive,
 }
 
@@ -80,10 +118,13 @@ impl Label {
 /// A scored text.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
-    /// The label after applying the neutral band.
+    /// The most probable class (a binary model: after its neutral band).
     pub label: Label,
-    /// Probability that the text is positive.
+    /// Probability that the text is positive rather than negative (the binary experts' view).
     pub score: f32,
+    /// Negative, neutral and positive probabilities, summing to 1; a model without a three-class head
+    /// gives neutral none.
+    pub probabilities: [f32; 3],
 }
 
 /// A loaded sentiment model; cheap to share across threads, score through a [`Scorer`].
@@ -128,6 +169,13 @@ impl Model {
         self
     }
 
+    /// Returns a copy with a three-class head (its weights become part of the version).
+    pub fn with_head(self, head: ThreeClassHead) -> Self {
+        let Self { mut meta, bias, table, .. } = self;
+        meta.three_class = Some(head);
+        Self::new(meta, bias, table)
+    }
+
     /// A scorer with its own scratch buffers.
     pub fn scorer(&self) -> Scorer<'_> {
         Scorer { model: self, buf: FeatureBuf::default() }
@@ -144,8 +192,8 @@ impl Model {
         }
     }
 
-    /// Probability of positive from already-extracted features.
-    pub fn probability(&self, features: &FeatureBuf) -> f32 {
+    /// The n-gram expert's logit: bias plus the TF-IDF-weighted sum of the text's bucket weights.
+    fn ngram_logit(&self, features: &FeatureBuf) -> f32 {
         let (mut dot, mut norm2) = (0f32, 0f32);
         for &(id, tf) in &features.counts {
             let [idf, w] = self.table[id as usize];
@@ -153,12 +201,44 @@ impl Model {
             norm2 += v * v;
             dot += v * w;
         }
-        let mut z = if norm2 > 0.0 { self.bias + dot / norm2.sqrt() } else { self.bias };
-        z += self.meta.emoticon_logit * features.emoticons.clamp(-1, 1) as f32;
+        if norm2 > 0.0 { self.bias + dot / norm2.sqrt() } else { self.bias }
+    }
+
+    /// Probability of positive from already-extracted features: the product of the n-gram, emoticon
+    /// and lexicon experts.
+    pub fn probability(&self, features: &FeatureBuf) -> f32 {
+        self.binary(self.ngram_logit(features), features)
+    }
+
+    fn binary(&self, ngram_logit: f32, features: &FeatureBuf) -> f32 {
+        let mut z = ngram_logit + self.meta.emoticon_logit * features.emoticons.clamp(-1, 1) as f32;
         if let Some([slope, intercept]) = self.meta.lexicon_logit {
             z += slope * features.lexicon + intercept;
         }
         1.0 / (1.0 + (-z).exp())
+    }
+
+    /// What the three-class head reads of already-extracted features ([`HEAD_INPUTS`]).
+    pub fn head_inputs(&self, features: &FeatureBuf) -> [f32; HEAD_INPUTS.len()] {
+        let z = self.ngram_logit(features);
+        let e = features.emoticons.clamp(-1, 1) as f32;
+        [z, z.abs(), features.lexicon, features.lexicon.abs(), e, (features.counts.len() as f32).ln_1p()]
+    }
+
+    /// The prediction for already-extracted features.
+    pub fn prediction(&self, features: &FeatureBuf) -> Prediction {
+        let z = self.ngram_logit(features);
+        let score = self.binary(z, features);
+        match &self.meta.three_class {
+            Some(head) => {
+                let probabilities = head.probabilities(&self.head_inputs(features));
+                let lift: [f32; 3] = std::array::from_fn(|c| probabilities[c] / head.priors[c].max(1e-6));
+                let top = (0..3).max_by(|&a, &b| lift[a].total_cmp(&lift[b])).unwrap_or(1);
+                let label = [Label::Negative, Label::Neutral, Label::Positive][top];
+                Prediction { label, score, probabilities }
+            }
+            None => Prediction { label: self.label_for(score), score, probabilities: [1.0 - score, 0.0, score] },
+        }
     }
 
     /// FNV-1a of the serialised weights and the lexicon calibration, folded over the table without
@@ -166,7 +246,8 @@ impl Model {
     fn checksum(&self) -> u64 {
         let fold = |h: u64, v: f32| v.to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         let h = self.table.iter().fold(fold(0xcbf2_9ce4_8422_2325, self.bias), |h, &[idf, w]| fold(fold(h, idf), w));
-        self.meta.lexicon_logit.into_iter().flatten().fold(h, fold)
+        let h = self.meta.lexicon_logit.into_iter().flatten().fold(h, fold);
+        self.meta.three_class.iter().flat_map(|head| head.weights.iter().flatten().chain(&head.priors).copied()).fold(h, fold)
     }
 
     fn payload(&self) -> Vec<u8> {
@@ -248,13 +329,13 @@ impl Scorer<'_> {
         self.model.probability(&self.buf)
     }
 
-    /// Scores an already-normalised text and applies the neutral band.
+    /// Predicts the label and probabilities of an already-normalised text.
     pub fn predict_normalized(&mut self, text: &str) -> Prediction {
-        let score = self.score_normalized(text);
-        Prediction { label: self.model.label_for(score), score }
+        self.model.featurizer.extract(text, &mut self.buf);
+        self.model.prediction(&self.buf)
     }
 
-    /// Normalises a raw tweet text, scores it and applies the neutral band.
+    /// Normalises a raw tweet text and predicts its label and probabilities.
     pub fn predict(&mut self, raw_text: &str) -> Prediction {
         self.predict_normalized(&normalize(raw_text))
     }
@@ -272,6 +353,7 @@ mod tests {
             neutral_band: 0.1,
             emoticon_logit: 2.0,
             lexicon_logit: None,
+            three_class: None,
             training: serde_json::json!({}),
         };
         let f = Featurizer::new(meta.features.clone());
@@ -331,5 +413,27 @@ mod tests {
         let bytes = tiny().to_bytes().unwrap();
         let err = Model::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.to_string().contains("weight bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_head_gives_three_probabilities_summing_to_one_and_its_weights_change_the_version() {
+        let binary = tiny();
+        let p = binary.scorer().predict("good");
+        assert_eq!(p.probabilities, [1.0 - p.score, 0.0, p.score], "a binary model gives neutral nothing");
+        // Neutral unless the n-gram logit is large: the positive class needs it.
+        let mut weights = [[0f32; 1 + HEAD_INPUTS.len()]; 3];
+        weights[1][0] = 1.0;
+        weights[2][1] = 1.0;
+        let head = ThreeClassHead { weights, priors: [1.0 / 3.0; 3] };
+        let three = tiny().with_head(head.clone());
+        assert_ne!(three.version(), binary.version());
+        let mut s = three.scorer();
+        let (good, plain) = (s.predict("good"), s.predict("table"));
+        for p in [good, plain] {
+            assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
+        }
+        assert_eq!((good.label, plain.label), (Label::Positive, Label::Neutral), "{good:?} {plain:?}");
+        let again = Model::from_bytes(&three.to_bytes().unwrap()).unwrap();
+        assert_eq!((again.version(), again.meta().three_class.as_ref()), (three.version(), Some(&head)));
     }
 }

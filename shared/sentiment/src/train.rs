@@ -8,7 +8,7 @@
 
 use crate::eval::{Evaluation, LabelledText, evaluate};
 use crate::features::{FeatureBuf, FeatureConfig, Featurizer};
-use crate::model::{Model, ModelMeta};
+use crate::model::{HEAD_INPUTS, Model, ModelMeta, ThreeClassHead};
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
@@ -536,6 +536,35 @@ fn calibrate_lexicon(scores: &[f32], y: &[bool]) -> Result<[f32; 2], TrainError>
     Ok([w[0] as f32, b as f32])
 }
 
+/// Fits the three-class head on human-labelled texts: a multinomial logistic regression from the
+/// experts' outputs ([`crate::model::HEAD_INPUTS`]) to the gold label, with linfa-logistic (a dense
+/// problem of a few columns, the case it handles well). `alpha` is linfa's L2 penalty on the summed loss.
+pub fn fit_head(model: &Model, rows: &[LabelledText], alpha: f64) -> Result<ThreeClassHead, TrainError> {
+    use linfa::prelude::*;
+    let n = HEAD_INPUTS.len();
+    let mut buf = FeatureBuf::default();
+    let mut x = Array2::<f64>::zeros((rows.len(), n));
+    for (i, row) in rows.iter().enumerate() {
+        model.featurizer().extract(&crate::normalize::normalize(&row.text), &mut buf);
+        for (j, v) in model.head_inputs(&buf).iter().enumerate() {
+            x[[i, j]] = f64::from(*v);
+        }
+    }
+    let y = Array1::from_iter(rows.iter().map(|r| r.label as usize));
+    let fitted = linfa_logistic::MultiLogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(500)
+        .fit(&Dataset::new(x, y))
+        .map_err(|e| TrainError::Optimiser(e.to_string()))?;
+    if fitted.classes() != [0, 1, 2] {
+        return Err(TrainError::Config("the human-labelled rows must hold all three classes".into()));
+    }
+    let (params, intercept) = (fitted.params(), fitted.intercept());
+    let weights = std::array::from_fn(|c| std::array::from_fn(|j| if j == 0 { intercept[c] } else { params[[j - 1, c]] } as f32));
+    let priors = std::array::from_fn(|c| rows.iter().filter(|r| r.label as usize == c).count() as f32 / rows.len() as f32);
+    Ok(ThreeClassHead { weights, priors })
+}
+
 /// Peak resident set size of this process in MiB, where the OS reports it.
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -619,6 +648,7 @@ pub fn train(
         neutral_band: cfg.neutral_band,
         emoticon_logit: cfg.emoticon_logit,
         lexicon_logit,
+        three_class: None,
         training: serde_json::json!({
             "data": "Sentiment140 training set (normalised: mentions USER, links URL)",
             "train_rows": docs.len(),
