@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test};
-use tweetlake_sentiment::train::{TrainConfig, fit_head, train};
+use tweetlake_sentiment::train::{HeadConfig, TrainConfig, fit_head, train};
 use tweetlake_sentiment::{FeatureConfig, Label, Model};
 use tweetlake_tests::repo_root;
 
@@ -69,15 +69,23 @@ fn a_three_class_head_fitted_on_human_labels_calibrates_the_committed_experts() 
     let human = read_labelled(&sample, Some("twitter-2013train-A")).unwrap();
     let human: Vec<_> = human.into_iter().chain(read_labelled(&sample, Some("twitter-2016train-A")).unwrap()).collect();
     assert_eq!(human.len(), 1_200);
-    let head = fit_head(&committed(), &human, 1.0).unwrap();
-    assert_eq!(fit_head(&committed(), &human, 1.0).unwrap(), head, "same rows, same head");
-    let three = committed().with_head(head);
+    // A smaller in-domain table than the default keeps the two fits quick in a test build.
+    let cfg = HeadConfig { domain_bits: Some(16), ..HeadConfig::default() };
+    let (head, domain) = fit_head(&committed(), &human, &cfg).unwrap();
+    assert_eq!(fit_head(&committed(), &human, &cfg).unwrap(), (head.clone(), domain.clone()), "same rows, same head");
+    assert_eq!(domain.len(), 1 << 16, "with in-domain experts");
+    let three = committed().with_head(head, domain);
+    let (plain_head, none) = fit_head(&committed(), &human, &HeadConfig { domain_bits: None, ..cfg }).unwrap();
+    let plain = committed().with_head(plain_head, none);
     assert_ne!(three.version(), committed().version());
     let again = Model::from_bytes(&three.to_bytes().unwrap()).unwrap();
     assert_eq!(again.version(), three.version(), "the head is stored in the file");
 
     let manual = read_manual_test(&repo_root().join("tests/data/testdata.manual.2009.06.14.csv")).unwrap();
     let (before, after) = (evaluate(&committed(), &manual), evaluate(&three, &manual));
+    let without = evaluate(&plain, &manual);
+    eprintln!("binary model {before:?}\nhead without in-domain experts {without:?}\nwith them {after:?}");
+    assert!(after.macro_recall > without.macro_recall, "the in-domain experts add to the head: {without:?} {after:?}");
     // The binary model names neutral by a band and claims certainty it does not have; the head does
     // better on both, and on the measure that weighs the three classes alike.
     assert!(after.three_class_accuracy >= 0.70, "{after:?}");

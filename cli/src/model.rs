@@ -6,7 +6,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tweetlake_contract::vars;
 use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test};
-use tweetlake_sentiment::train::{TrainConfig, Trainer, fit_head, train};
+use tweetlake_sentiment::train::{HeadConfig, TrainConfig, Trainer, fit_head, train};
 use tweetlake_sentiment::{FeatureConfig, Model};
 
 /// Commands on the sentiment model.
@@ -173,8 +173,14 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', default_value = "twitter-2013train-A,twitter-2016train-A")]
     human_sources: Vec<String>,
     /// L2 penalty of the head (linfa-logistic's alpha, on the summed loss).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = HeadConfig::default().alpha)]
     head_alpha: f64,
+    /// log2 of the in-domain experts' buckets; 0 leaves them out.
+    #[arg(long, default_value_t = HeadConfig::default().domain_bits.unwrap_or(0))]
+    domain_bits: u32,
+    /// L2 penalty of the in-domain experts (per row-averaged loss).
+    #[arg(long, default_value_t = HeadConfig::default().domain_l2)]
+    domain_l2: f64,
     /// Keep this model's experts instead of fitting them (with `--human`: fit only the head).
     #[arg(long, requires = "human")]
     base: Option<PathBuf>,
@@ -249,9 +255,18 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let model = match &a.human {
         Some(path) => {
             let rows = human_rows(&a.human_sources, path)?;
-            let head = fit_head(&model, &rows, a.head_alpha)?;
-            let model = model.with_head(head);
-            report["head"] = serde_json::json!({ "rows": rows.len(), "sources": a.human_sources, "alpha": a.head_alpha });
+            let head_cfg = HeadConfig {
+                alpha: a.head_alpha,
+                domain_bits: (a.domain_bits > 0).then_some(a.domain_bits),
+                domain_l2: a.domain_l2,
+                ..HeadConfig::default()
+            };
+            let t = std::time::Instant::now();
+            let (head, domain) = fit_head(&model, &rows, &head_cfg)?;
+            let model = model.with_head(head, domain);
+            report["head"] = serde_json::json!({
+                "rows": rows.len(), "sources": a.human_sources, "config": head_cfg, "seconds": t.elapsed().as_secs_f64(),
+            });
             if let Some(m) = &manual {
                 report["manual_test"] = serde_json::to_value(evaluate(&model, m))?;
             }

@@ -59,9 +59,32 @@ pub struct ModelMeta {
 }
 
 /// What the three-class head reads of a text, in [`ThreeClassHead::weights`] order: the n-gram
-/// expert's logit and its size, the lexicon score and its size, the net emoticons, and `ln(1 + n)` of
-/// the text's distinct features (how much text there is to judge).
-pub const HEAD_INPUTS: [&str; 6] = ["ngram_logit", "abs_ngram_logit", "lexicon", "abs_lexicon", "emoticons", "ln_features"];
+/// expert's logit and its size, the lexicon score and its size, the net emoticons, `ln(1 + n)` of the
+/// text's distinct features (how much text there is to judge), and the two in-domain experts' logits
+/// (0 without them).
+pub const HEAD_INPUTS: [&str; 8] = [
+    "ngram_logit",
+    "abs_ngram_logit",
+    "lexicon",
+    "abs_lexicon",
+    "emoticons",
+    "ln_features",
+    "subjective_logit",
+    "polarity_logit",
+];
+
+/// The in-domain experts' header: two logistic regressions fitted on the human-labelled rows over the
+/// same hashed n-grams folded into `2^bits` buckets — subjective (negative or positive) against
+/// neutral, and positive against negative. Their `[idf, subjective weight, polarity weight]` table
+/// follows the main one in the file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainHeader {
+    /// log2 of the bucket count; at most the main model's `hash_bits`.
+    pub bits: u32,
+    /// Intercepts of the subjective and the polarity expert.
+    pub bias: [f32; 2],
+}
 
 /// A multinomial logistic regression over [`HEAD_INPUTS`], fitted on human-labelled tweets: the experts
 /// learn from the 1.6M distant-supervision rows, the head learns from people how their outputs map to
@@ -76,6 +99,9 @@ pub struct ThreeClassHead {
     /// decision that maximises recall averaged over the classes; the probabilities stay as fitted, so
     /// sums of them count each class as often as it occurs.
     pub priors: [f32; 3],
+    /// The in-domain experts, when fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainHeader>,
 }
 
 impl ThreeClassHead {
@@ -134,16 +160,25 @@ pub struct Model {
     featurizer: Featurizer,
     bias: f32,
     table: Vec<[f32; 2]>,
+    /// The in-domain experts' `[idf, subjective, polarity]` per bucket (empty without them).
+    domain: Vec<[f32; 3]>,
     version: String,
 }
 
 impl Model {
     /// Assembles a model from trained parts; `table` holds one `[idf, weight]` per bucket.
     pub fn new(meta: ModelMeta, bias: f32, table: Vec<[f32; 2]>) -> Self {
+        Self::with_domain(meta, bias, table, Vec::new())
+    }
+
+    /// Assembles a model whose head has in-domain experts, `domain` holding their table.
+    pub fn with_domain(meta: ModelMeta, bias: f32, table: Vec<[f32; 2]>, domain: Vec<[f32; 3]>) -> Self {
         let featurizer = Featurizer::new(meta.features.clone());
         assert_eq!(table.len(), featurizer.buckets(), "table length must equal the bucket count");
         assert_eq!(meta.lexicon_logit.is_some(), meta.features.lexicon, "a lexicon score needs its calibration");
-        let mut m = Self { meta, featurizer, bias, table, version: String::new() };
+        let bits = meta.three_class.as_ref().and_then(|h| h.domain.as_ref()).map(|d| d.bits);
+        assert_eq!(domain.len(), bits.map_or(0, |b| 1 << b), "the domain table must match its header");
+        let mut m = Self { meta, featurizer, bias, table, domain, version: String::new() };
         m.version = format!("{}@{:016x}", m.meta.name, m.checksum());
         m
     }
@@ -169,11 +204,38 @@ impl Model {
         self
     }
 
-    /// Returns a copy with a three-class head (its weights become part of the version).
-    pub fn with_head(self, head: ThreeClassHead) -> Self {
+    /// Returns a copy with a three-class head and its in-domain table (empty without in-domain
+    /// experts); its weights become part of the version.
+    pub fn with_head(self, head: ThreeClassHead, domain: Vec<[f32; 3]>) -> Self {
         let Self { mut meta, bias, table, .. } = self;
         meta.three_class = Some(head);
-        Self::new(meta, bias, table)
+        Self::with_domain(meta, bias, table, domain)
+    }
+
+    /// The in-domain experts' logits (subjective, polarity) for already-extracted features: the
+    /// text's buckets folded into the domain table, TF-IDF weighted and L2-normalised like the main one.
+    /// Buckets arrive sorted, so folded ones that collide are adjacent and summed before weighting.
+    pub fn domain_logits(&self, features: &FeatureBuf) -> [f32; 2] {
+        let Some(d) = self.meta.three_class.as_ref().and_then(|h| h.domain.as_ref()) else { return [0.0; 2] };
+        let shift = self.meta.features.hash_bits - d.bits;
+        let (mut dot, mut norm2) = ([0f32; 2], 0f32);
+        let mut k = 0;
+        let counts = &features.counts;
+        while k < counts.len() {
+            let bucket = (counts[k].0 >> shift) as usize;
+            let mut tf = 0f32;
+            while k < counts.len() && (counts[k].0 >> shift) as usize == bucket {
+                tf += counts[k].1;
+                k += 1;
+            }
+            let [idf, ws, wp] = self.domain[bucket];
+            let v = tf * idf;
+            norm2 += v * v;
+            dot[0] += v * ws;
+            dot[1] += v * wp;
+        }
+        let inv = if norm2 > 0.0 { 1.0 / norm2.sqrt() } else { 0.0 };
+        [d.bias[0] + dot[0] * inv, d.bias[1] + dot[1] * inv]
     }
 
     /// A scorer with its own scratch buffers.
@@ -222,7 +284,9 @@ impl Model {
     pub fn head_inputs(&self, features: &FeatureBuf) -> [f32; HEAD_INPUTS.len()] {
         let z = self.ngram_logit(features);
         let e = features.emoticons.clamp(-1, 1) as f32;
-        [z, z.abs(), features.lexicon, features.lexicon.abs(), e, (features.counts.len() as f32).ln_1p()]
+        let [subjective, polarity] = self.domain_logits(features);
+        let n = (features.counts.len() as f32).ln_1p();
+        [z, z.abs(), features.lexicon, features.lexicon.abs(), e, n, subjective, polarity]
     }
 
     /// The prediction for already-extracted features.
@@ -247,15 +311,21 @@ impl Model {
         let fold = |h: u64, v: f32| v.to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         let h = self.table.iter().fold(fold(0xcbf2_9ce4_8422_2325, self.bias), |h, &[idf, w]| fold(fold(h, idf), w));
         let h = self.meta.lexicon_logit.into_iter().flatten().fold(h, fold);
-        self.meta.three_class.iter().flat_map(|head| head.weights.iter().flatten().chain(&head.priors).copied()).fold(h, fold)
+        let h = self
+            .meta
+            .three_class
+            .iter()
+            .flat_map(|head| head.weights.iter().flatten().chain(&head.priors).copied())
+            .fold(h, fold);
+        let h = self.meta.three_class.iter().filter_map(|head| head.domain.as_ref()).flat_map(|d| d.bias).fold(h, fold);
+        self.domain.iter().flatten().copied().fold(h, fold)
     }
 
     fn payload(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.table.len() * 8);
+        let mut out = Vec::with_capacity(4 + self.table.len() * 8 + self.domain.len() * 12);
         out.extend_from_slice(&self.bias.to_le_bytes());
-        for [idf, w] in &self.table {
-            out.extend_from_slice(&idf.to_le_bytes());
-            out.extend_from_slice(&w.to_le_bytes());
+        for v in self.table.iter().flatten().chain(self.domain.iter().flatten()) {
+            out.extend_from_slice(&v.to_le_bytes());
         }
         out
     }
@@ -263,7 +333,7 @@ impl Model {
     /// Serialises the model to its file format.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         let header = serde_json::to_vec(&self.meta)?;
-        let mut out = Vec::with_capacity(16 + header.len() + 4 + self.table.len() * 8);
+        let mut out = Vec::with_capacity(16 + header.len() + 4 + self.table.len() * 8 + self.domain.len() * 12);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT.to_le_bytes());
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
@@ -293,13 +363,21 @@ impl Model {
         }
         let body = &bytes[16 + hlen..];
         let buckets = 1usize << meta.features.hash_bits;
-        if body.len() != 4 + buckets * 8 {
-            return Err(fail(&format!("expected {} weight bytes, found {}", 4 + buckets * 8, body.len())));
+        let domain_bits = meta.three_class.as_ref().and_then(|h| h.domain.as_ref()).map(|d| d.bits);
+        if domain_bits.is_some_and(|b| b > meta.features.hash_bits) {
+            return Err(fail("the domain table cannot have more buckets than the main one"));
+        }
+        let domain_buckets = domain_bits.map_or(0, |b| 1usize << b);
+        let expected = 4 + buckets * 8 + domain_buckets * 12;
+        if body.len() != expected {
+            return Err(fail(&format!("expected {expected} weight bytes, found {}", body.len())));
         }
         let f = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4 bytes"));
         let bias = f(&body[..4]);
-        let table = body[4..].chunks_exact(8).map(|c| [f(&c[..4]), f(&c[4..])]).collect();
-        Ok(Self::new(meta, bias, table))
+        let (main, rest) = body[4..].split_at(buckets * 8);
+        let table = main.chunks_exact(8).map(|c| [f(&c[..4]), f(&c[4..])]).collect();
+        let domain = rest.chunks_exact(12).map(|c| [f(&c[..4]), f(&c[4..8]), f(&c[8..])]).collect();
+        Ok(Self::with_domain(meta, bias, table, domain))
     }
 
     /// Loads a model file from disk.
@@ -424,8 +502,8 @@ mod tests {
         let mut weights = [[0f32; 1 + HEAD_INPUTS.len()]; 3];
         weights[1][0] = 1.0;
         weights[2][1] = 1.0;
-        let head = ThreeClassHead { weights, priors: [1.0 / 3.0; 3] };
-        let three = tiny().with_head(head.clone());
+        let head = ThreeClassHead { weights, priors: [1.0 / 3.0; 3], domain: None };
+        let three = tiny().with_head(head.clone(), Vec::new());
         assert_ne!(three.version(), binary.version());
         let mut s = three.scorer();
         let (good, plain) = (s.predict("good"), s.predict("table"));

@@ -8,7 +8,7 @@
 
 use crate::eval::{Evaluation, LabelledText, evaluate};
 use crate::features::{FeatureBuf, FeatureConfig, Featurizer};
-use crate::model::{HEAD_INPUTS, Model, ModelMeta, ThreeClassHead};
+use crate::model::{DomainHeader, HEAD_INPUTS, Model, ModelMeta, ThreeClassHead};
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
@@ -264,6 +264,17 @@ impl Csr {
     fn row(&self, i: usize) -> (&[u32], &[f32]) {
         let r = self.indptr[i]..self.indptr[i + 1];
         (&self.indices[r.clone()], &self.values[r])
+    }
+    /// The matrix of the given rows, in that order.
+    fn select(&self, rows: &[usize]) -> Csr {
+        let mut out = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+        for &i in rows {
+            let (idx, val) = self.row(i);
+            out.indices.extend_from_slice(idx);
+            out.values.extend_from_slice(val);
+            out.indptr.push(out.indices.len());
+        }
+        out
     }
 }
 
@@ -536,33 +547,127 @@ fn calibrate_lexicon(scores: &[f32], y: &[bool]) -> Result<[f32; 2], TrainError>
     Ok([w[0] as f32, b as f32])
 }
 
-/// Fits the three-class head on human-labelled texts: a multinomial logistic regression from the
-/// experts' outputs ([`crate::model::HEAD_INPUTS`]) to the gold label, with linfa-logistic (a dense
-/// problem of a few columns, the case it handles well). `alpha` is linfa's L2 penalty on the summed loss.
-pub fn fit_head(model: &Model, rows: &[LabelledText], alpha: f64) -> Result<ThreeClassHead, TrainError> {
-    use linfa::prelude::*;
-    let n = HEAD_INPUTS.len();
-    let mut buf = FeatureBuf::default();
-    let mut x = Array2::<f64>::zeros((rows.len(), n));
-    for (i, row) in rows.iter().enumerate() {
-        model.featurizer().extract(&crate::normalize::normalize(&row.text), &mut buf);
-        for (j, v) in model.head_inputs(&buf).iter().enumerate() {
-            x[[i, j]] = f64::from(*v);
-        }
+/// How the three-class head is fitted.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeadConfig {
+    /// linfa-logistic's L2 penalty of the head (on the summed loss).
+    pub alpha: f64,
+    /// log2 of the in-domain experts' bucket count; `None` leaves them out.
+    pub domain_bits: Option<u32>,
+    /// L2 penalty of the in-domain experts (per row-averaged loss).
+    pub domain_l2: f64,
+    /// Folds of the cross-fitting that gives the head the in-domain experts' logits on rows they were
+    /// not fitted on (a stacked model must not learn from its experts' training-set confidence).
+    pub folds: usize,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        Self { alpha: 1.0, domain_bits: Some(18), domain_l2: 1e-4, folds: 5 }
     }
-    let y = Array1::from_iter(rows.iter().map(|r| r.label as usize));
+}
+
+/// Fits the three-class head on human-labelled texts: the in-domain experts (when configured), then a
+/// multinomial logistic regression from the experts' outputs ([`HEAD_INPUTS`]) to the gold label, with
+/// linfa-logistic (a dense problem of a few columns, the case it handles well). Returns the head and
+/// the in-domain table for [`Model::with_head`].
+pub fn fit_head(model: &Model, rows: &[LabelledText], cfg: &HeadConfig) -> Result<(ThreeClassHead, Vec<[f32; 3]>), TrainError> {
+    use linfa::prelude::*;
+    let bits = model.meta().features.hash_bits;
+    if cfg.domain_bits.is_some_and(|b| !(8..=bits).contains(&b)) || cfg.folds < 2 {
+        return Err(TrainError::Config(format!("domain bits must be in 8..={bits} and folds at least 2")));
+    }
+    let mut buf = FeatureBuf::default();
+    let (mut base, mut docs) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    for row in rows {
+        model.featurizer().extract(&crate::normalize::normalize(&row.text), &mut buf);
+        base.push(model.head_inputs(&buf));
+        docs.push(buf.counts.clone());
+    }
+    let labels: Vec<usize> = rows.iter().map(|r| r.label as usize).collect();
+    let (domain, domain_header, stacked) = match cfg.domain_bits {
+        Some(dbits) => {
+            let (table, header, oof) = fit_domain(&docs, &labels, bits - dbits, dbits, cfg)?;
+            (table, Some(header), oof)
+        }
+        None => (Vec::new(), None, vec![[0f32; 2]; rows.len()]),
+    };
+    let n = HEAD_INPUTS.len();
+    let x =
+        Array2::from_shape_fn((rows.len(), n), |(i, j)| f64::from(if j < n - 2 { base[i][j] } else { stacked[i][j + 2 - n] }));
     let fitted = linfa_logistic::MultiLogisticRegression::default()
-        .alpha(alpha)
+        .alpha(cfg.alpha)
         .max_iterations(500)
-        .fit(&Dataset::new(x, y))
+        .fit(&Dataset::new(x, Array1::from_vec(labels.clone())))
         .map_err(|e| TrainError::Optimiser(e.to_string()))?;
     if fitted.classes() != [0, 1, 2] {
         return Err(TrainError::Config("the human-labelled rows must hold all three classes".into()));
     }
     let (params, intercept) = (fitted.params(), fitted.intercept());
     let weights = std::array::from_fn(|c| std::array::from_fn(|j| if j == 0 { intercept[c] } else { params[[j - 1, c]] } as f32));
-    let priors = std::array::from_fn(|c| rows.iter().filter(|r| r.label as usize == c).count() as f32 / rows.len() as f32);
-    Ok(ThreeClassHead { weights, priors })
+    let priors = std::array::from_fn(|c| labels.iter().filter(|&&l| l == c).count() as f32 / rows.len() as f32);
+    Ok((ThreeClassHead { weights, priors, domain: domain_header }, domain))
+}
+
+/// The in-domain experts' table and header, and each training row's (subjective, polarity) logits.
+type DomainFit = (Vec<[f32; 3]>, DomainHeader, Vec<[f32; 2]>);
+
+/// Fits the in-domain experts on the rows' main-model buckets folded by `shift` into `2^bits`: returns
+/// their table, header, and each row's (subjective, polarity) logits from the fold that left it out.
+fn fit_domain(
+    docs: &[Vec<(u32, f32)>],
+    labels: &[usize],
+    shift: u32,
+    bits: u32,
+    cfg: &HeadConfig,
+) -> Result<DomainFit, TrainError> {
+    let buckets = 1usize << bits;
+    let mut x = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+    for counts in docs {
+        // Buckets are sorted, so folded ones that collide are adjacent: sum them.
+        for &(b, tf) in counts {
+            let folded = b >> shift;
+            match x.indices.last() {
+                Some(&last) if last == folded && x.indices.len() > *x.indptr.last().expect("non-empty") => {
+                    *x.values.last_mut().expect("same length") += tf
+                }
+                _ => {
+                    x.indices.push(folded);
+                    x.values.push(tf);
+                }
+            }
+        }
+        x.indptr.push(x.indices.len());
+    }
+    let idf = idf(&x, buckets);
+    apply_idf(&mut x, &idf);
+    let lbfgs = TrainConfig { l2: cfg.domain_l2, max_iters: 200, ..TrainConfig::default() };
+    let subjective: Vec<bool> = labels.iter().map(|&l| l != 1).collect();
+    // Fits both experts on `train` rows; returns (weights, bias) of each.
+    let fit = |train: &[usize]| -> Result<[(Vec<f64>, f64); 2], TrainError> {
+        let ys: Vec<bool> = train.iter().map(|&i| subjective[i]).collect();
+        let (ws, bs, _, _) = fit_lbfgs(&x.select(train), &ys, &lbfgs, buckets, false)?;
+        let on_polar: Vec<usize> = train.iter().copied().filter(|&i| labels[i] != 1).collect();
+        let yp: Vec<bool> = on_polar.iter().map(|&i| labels[i] == 2).collect();
+        let (wp, bp, _, _) = fit_lbfgs(&x.select(&on_polar), &yp, &lbfgs, buckets, false)?;
+        Ok([(ws, bs), (wp, bp)])
+    };
+    let logit = |(w, b): &(Vec<f64>, f64), i: usize| {
+        let (idx, val) = x.row(i);
+        (b + idx.iter().zip(val).map(|(&j, &v)| w[j as usize] * f64::from(v)).sum::<f64>()) as f32
+    };
+    let mut oof = vec![[0f32; 2]; labels.len()];
+    for fold in 0..cfg.folds {
+        let train: Vec<usize> = (0..labels.len()).filter(|i| i % cfg.folds != fold).collect();
+        let experts = fit(&train)?;
+        for i in (fold..labels.len()).step_by(cfg.folds) {
+            oof[i] = [logit(&experts[0], i), logit(&experts[1], i)];
+        }
+    }
+    let all: Vec<usize> = (0..labels.len()).collect();
+    let [(ws, bs), (wp, bp)] = fit(&all)?;
+    let table = (0..buckets).map(|j| [idf[j], ws[j] as f32, wp[j] as f32]).collect();
+    Ok((table, DomainHeader { bits, bias: [bs as f32, bp as f32] }, oof))
 }
 
 /// Peak resident set size of this process in MiB, where the OS reports it.
@@ -621,15 +726,9 @@ pub fn train(
             })
             .collect();
         noise_dropped = keep.iter().filter(|k| !**k).count();
-        let mut kept = Csr { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
-        let mut kept_y = Vec::new();
-        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
-            let (idx, val) = x.row(i);
-            kept.indices.extend_from_slice(idx);
-            kept.values.extend_from_slice(val);
-            kept.indptr.push(kept.indices.len());
-            kept_y.push(y[i]);
-        }
+        let rows: Vec<usize> = (0..x.rows()).filter(|&i| keep[i]).collect();
+        let kept = x.select(&rows);
+        let kept_y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
         let (w2, b2, e2, o2) = fit(&kept, &kept_y)?;
         (w, bias, objective) = (w2, b2, o2);
         evaluations += e2;
