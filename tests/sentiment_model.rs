@@ -11,8 +11,7 @@ fn committed() -> Model {
     Model::load(repo_root().join("models/sentiment.twlk")).expect("models/sentiment.twlk loads")
 }
 
-/// The bar for binary accuracy on the 359 positive/negative rows; the committed model scores
-/// 0.8579 (308 rows right, the bar needs 306).
+/// The bar for binary accuracy on the 359 positive/negative rows; the committed model scores 0.8830.
 const BINARY_ACCURACY_FLOOR: f64 = 0.85;
 
 #[test]
@@ -23,7 +22,14 @@ fn committed_model_holds_its_accuracy_on_the_manual_test_set() {
     assert_eq!(e.binary_rows, 359);
     assert!(e.binary_accuracy >= BINARY_ACCURACY_FLOOR, "binary accuracy {:.4} below {BINARY_ACCURACY_FLOOR}", e.binary_accuracy);
     assert!(e.roc_auc >= 0.93, "ROC AUC {:.4}", e.roc_auc);
-    assert!(e.three_class_accuracy >= 0.66, "three-class accuracy {:.4}", e.three_class_accuracy);
+    // Three classes, from the head: 0.767 accuracy, 0.765 macro recall, 0.031 calibration error.
+    assert!(e.three_class_accuracy >= 0.72, "three-class accuracy {:.4}", e.three_class_accuracy);
+    assert!(e.macro_recall >= 0.74, "macro recall {:.4}", e.macro_recall);
+    assert!(e.ece <= 0.05, "calibration error {:.4}", e.ece);
+    assert!(
+        committed().meta().three_class.as_ref().is_some_and(|h| h.domain.is_some()),
+        "the head and its in-domain experts ship"
+    );
 }
 
 #[test]
@@ -63,7 +69,7 @@ fn training_runs_end_to_end_reproducibly_on_a_sample() {
 }
 
 #[test]
-fn a_three_class_head_fitted_on_human_labels_calibrates_the_committed_experts() {
+fn a_three_class_head_fitted_on_human_labels_calibrates_the_binary_experts() {
     // 1,200 SemEval training rows shipped in the repo; the head is fitted with linfa-logistic.
     let sample = repo_root().join("tests/data/semeval-sample/train-sample.csv");
     let human = read_labelled(&sample, Some("twitter-2013train-A")).unwrap();
@@ -71,18 +77,20 @@ fn a_three_class_head_fitted_on_human_labels_calibrates_the_committed_experts() 
     assert_eq!(human.len(), 1_200);
     // A smaller in-domain table than the default keeps the two fits quick in a test build.
     let cfg = HeadConfig { domain_bits: Some(16), ..HeadConfig::default() };
-    let (head, domain) = fit_head(&committed(), &human, &cfg).unwrap();
-    assert_eq!(fit_head(&committed(), &human, &cfg).unwrap(), (head.clone(), domain.clone()), "same rows, same head");
+    // The committed model's binary experts, without the head it ships with.
+    let experts = || committed().without_head();
+    let (head, domain) = fit_head(&experts(), &human, &cfg).unwrap();
+    assert_eq!(fit_head(&experts(), &human, &cfg).unwrap(), (head.clone(), domain.clone()), "same rows, same head");
     assert_eq!(domain.len(), 1 << 16, "with in-domain experts");
-    let three = committed().with_head(head, domain);
-    let (plain_head, none) = fit_head(&committed(), &human, &HeadConfig { domain_bits: None, ..cfg }).unwrap();
-    let plain = committed().with_head(plain_head, none);
-    assert_ne!(three.version(), committed().version());
+    let three = experts().with_head(head, domain);
+    let (plain_head, none) = fit_head(&experts(), &human, &HeadConfig { domain_bits: None, ..cfg }).unwrap();
+    let plain = experts().with_head(plain_head, none);
+    assert_ne!(three.version(), experts().version());
     let again = Model::from_bytes(&three.to_bytes().unwrap()).unwrap();
     assert_eq!(again.version(), three.version(), "the head is stored in the file");
 
     let manual = read_manual_test(&repo_root().join("tests/data/testdata.manual.2009.06.14.csv")).unwrap();
-    let (before, after) = (evaluate(&committed(), &manual), evaluate(&three, &manual));
+    let (before, after) = (evaluate(&experts(), &manual), evaluate(&three, &manual));
     let without = evaluate(&plain, &manual);
     eprintln!("binary model {before:?}\nhead without in-domain experts {without:?}\nwith them {after:?}");
     assert!(after.macro_recall > without.macro_recall, "the in-domain experts add to the head: {without:?} {after:?}");
@@ -96,8 +104,16 @@ fn a_three_class_head_fitted_on_human_labels_calibrates_the_committed_experts() 
     let mut s = three.scorer();
     for text in ["I love this, what a wonderful day", "The meeting is at 3pm in room 4", "this is awful, I hate it"] {
         let p = s.predict(text);
-        assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{text}: {p:?}");
+        assert!((p.probabilities.unwrap().iter().sum::<f32>() - 1.0).abs() < 1e-5, "{text}: {p:?}");
     }
     assert_eq!(s.predict("I love this, what a wonderful day").label, Label::Positive);
     assert_eq!(s.predict("this is awful, I hate it").label, Label::Negative);
+}
+
+#[tokio::test]
+async fn a_neutral_band_with_a_three_class_model_fails_at_start_naming_the_setting() {
+    let tables = tweetlake_tests::local_tables();
+    let cfg = tweetlake_tests::test_config(&tables, &[("TWEETLAKE_NEUTRAL_BAND", "0.1")]);
+    let Err(e) = tweetlake_pipeline::Processor::new(cfg).await else { panic!("the band would do nothing: refused") };
+    assert!(e.to_string().contains("TWEETLAKE_NEUTRAL_BAND") && !e.is_retryable(), "{e}");
 }

@@ -27,7 +27,8 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         source: Vec<String>,
     },
-    /// Score one text per stdin line; write one JSON line `{"label","score","probabilities"}` per input.
+    /// Score one text per stdin line; write one JSON line `{"label","score","probabilities"}` per input
+    /// (`probabilities`: negative, neutral, positive; null for a model without a three-class head).
     Score {
         #[command(flatten)]
         model: ModelArgs,
@@ -40,7 +41,8 @@ pub struct ModelArgs {
     /// Model file.
     #[arg(long, env = vars::MODEL_PATH, default_value = "models/sentiment.twlk")]
     model: PathBuf,
-    /// Override the model's neutral band (probabilities within 0.5 ± band are neutral).
+    /// Override the neutral band of a model without a three-class head (probabilities within 0.5 ± band
+    /// are neutral).
     #[arg(long, env = vars::NEUTRAL_BAND)]
     neutral_band: Option<f32>,
 }
@@ -50,6 +52,9 @@ impl ModelArgs {
         let model = Model::load(&self.model).with_context(|| format!("loading the model (--model {})", self.model.display()))?;
         Ok(match self.neutral_band {
             Some(b) if !(0.0..0.5).contains(&b) => bail!("--neutral-band {b} must be in [0, 0.5)"),
+            Some(_) if model.meta().three_class.is_some() => {
+                bail!("--neutral-band: model {} labels three classes by probability and has no neutral band", model.version())
+            }
             Some(b) => model.with_neutral_band(b),
             None => model,
         })

@@ -91,6 +91,16 @@ impl Processor {
             None => Model::from_bytes(EMBEDDED_MODEL)?,
         };
         let model = match cfg.neutral_band {
+            // A three-class model labels by its probabilities; a band would silently do nothing.
+            Some(_) if model.meta().three_class.is_some() => {
+                return Err(Error::Config {
+                    var: tweetlake_contract::vars::NEUTRAL_BAND,
+                    message: format!(
+                        "model {} labels three classes by probability and has no neutral band; unset it",
+                        model.version()
+                    ),
+                });
+            }
             Some(b) => model.with_neutral_band(b),
             None => model,
         };

@@ -26,9 +26,15 @@ fn bench(c: &mut Criterion) {
     let normalized: Vec<String> = raw.iter().map(|t| normalize(t).into_owned()).collect();
     let mut g = c.benchmark_group("inference");
     g.throughput(Throughput::Elements(raw.len() as u64));
+    // The binary experts alone.
     g.bench_function("score_normalized", |b| {
         let mut s = model.scorer();
         b.iter(|| normalized.iter().map(|t| s.score_normalized(black_box(t))).sum::<f32>())
+    });
+    // What the process function runs per tweet: the experts, the in-domain experts and the head.
+    g.bench_function("predict_normalized", |b| {
+        let mut s = model.scorer();
+        b.iter(|| normalized.iter().map(|t| s.predict_normalized(black_box(t)).score).sum::<f32>())
     });
     g.bench_function("predict_raw", |b| {
         let mut s = model.scorer();

@@ -110,10 +110,12 @@ pub fn evaluate(model: &Model, rows: &[LabelledText]) -> Evaluation {
         let p = scorer.predict(&row.text);
         let (gold, said) = (class(row.label), class(p.label));
         confusion[gold][said] += 1;
-        let top = (0..3).max_by(|&a, &b| p.probabilities[a].total_cmp(&p.probabilities[b])).unwrap_or(1);
-        confidence.push((p.probabilities[top], gold == top));
+        // A binary model is measured as what it claims: P(positive) and P(negative), neutral never.
+        let probabilities = p.probabilities.unwrap_or([1.0 - p.score, 0.0, p.score]);
+        let top = (0..3).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(1);
+        confidence.push((probabilities[top], gold == top));
         if row.label != Label::Neutral {
-            let odds = (p.probabilities[2] / priors[2]).ln() - (p.probabilities[0] / priors[0]).ln();
+            let odds = (probabilities[2] / priors[2]).ln() - (probabilities[0] / priors[0]).ln();
             binary.push((odds, row.label == Label::Positive));
         }
     }

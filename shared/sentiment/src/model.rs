@@ -148,9 +148,9 @@ pub struct Prediction {
     pub label: Label,
     /// Probability that the text is positive rather than negative (the binary experts' view).
     pub score: f32,
-    /// Negative, neutral and positive probabilities, summing to 1; a model without a three-class head
-    /// gives neutral none.
-    pub probabilities: [f32; 3],
+    /// Negative, neutral and positive probabilities, summing to 1, from the three-class head; `None`
+    /// for a model without one (a binary model does not know how likely neutral is).
+    pub probabilities: Option<[f32; 3]>,
 }
 
 /// A loaded sentiment model; cheap to share across threads, score through a [`Scorer`].
@@ -210,6 +210,13 @@ impl Model {
         let Self { mut meta, bias, table, .. } = self;
         meta.three_class = Some(head);
         Self::with_domain(meta, bias, table, domain)
+    }
+
+    /// Returns a copy without its three-class head: the binary experts alone, labelled by the band.
+    pub fn without_head(self) -> Self {
+        let Self { mut meta, bias, table, .. } = self;
+        meta.three_class = None;
+        Self::new(meta, bias, table)
     }
 
     /// The in-domain experts' logits (subjective, polarity) for already-extracted features: the
@@ -299,9 +306,9 @@ impl Model {
                 let lift: [f32; 3] = std::array::from_fn(|c| probabilities[c] / head.priors[c].max(1e-6));
                 let top = (0..3).max_by(|&a, &b| lift[a].total_cmp(&lift[b])).unwrap_or(1);
                 let label = [Label::Negative, Label::Neutral, Label::Positive][top];
-                Prediction { label, score, probabilities }
+                Prediction { label, score, probabilities: Some(probabilities) }
             }
-            None => Prediction { label: self.label_for(score), score, probabilities: [1.0 - score, 0.0, score] },
+            None => Prediction { label: self.label_for(score), score, probabilities: None },
         }
     }
 
@@ -497,7 +504,7 @@ mod tests {
     fn a_head_gives_three_probabilities_summing_to_one_and_its_weights_change_the_version() {
         let binary = tiny();
         let p = binary.scorer().predict("good");
-        assert_eq!(p.probabilities, [1.0 - p.score, 0.0, p.score], "a binary model gives neutral nothing");
+        assert_eq!(p.probabilities, None, "a binary model does not claim a neutral probability");
         // Neutral unless the n-gram logit is large: the positive class needs it.
         let mut weights = [[0f32; 1 + HEAD_INPUTS.len()]; 3];
         weights[1][0] = 1.0;
@@ -508,7 +515,7 @@ mod tests {
         let mut s = three.scorer();
         let (good, plain) = (s.predict("good"), s.predict("table"));
         for p in [good, plain] {
-            assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
+            assert!((p.probabilities.unwrap().iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
         }
         assert_eq!((good.label, plain.label), (Label::Positive, Label::Neutral), "{good:?} {plain:?}");
         let again = Model::from_bytes(&three.to_bytes().unwrap()).unwrap();
