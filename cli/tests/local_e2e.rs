@@ -116,9 +116,17 @@ async fn recorded_tweets_to_a_queried_delta_table_surviving_a_kill_and_restart()
     for r in rows {
         let label = r["sentiment_label"].as_str();
         match r["lang"].as_str() {
-            Some("en") => assert!(["positive", "neutral", "negative"].contains(&label.unwrap()), "{r}"),
+            Some("en") => {
+                assert!(["positive", "neutral", "negative"].contains(&label.unwrap()), "{r}");
+                // The three-class model's probabilities, summing to 1.
+                let p: Vec<f64> = ["sentiment_negative", "sentiment_neutral", "sentiment_positive"]
+                    .iter()
+                    .map(|c| r[*c].as_f64().unwrap_or_else(|| panic!("{c}: {r}")))
+                    .collect();
+                assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{r}");
+            }
             Some("und" | "zxx" | "art" | "qme" | "qam" | "qht") | None => {}
-            Some(_) => assert!(label.is_none() && r["sentiment_score"].is_null(), "{r}"),
+            Some(_) => assert!(label.is_none() && r["sentiment_score"].is_null() && r["sentiment_neutral"].is_null(), "{r}"),
         }
     }
     assert!(rows.iter().any(|r| r["sentiment_label"].is_null()) && rows.iter().any(|r| r["sentiment_label"].is_string()));

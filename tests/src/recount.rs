@@ -45,35 +45,82 @@ pub fn counted_rows(tweets: &Value) -> Vec<&Value> {
 pub fn recount_windows(tweets: &Value) -> BTreeMap<WindowKey, WindowCounts> {
     let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
     for r in counted_rows(tweets) {
-        let dims = r["rule_tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| ("rule", v))
-            .chain(r["hashtags"].as_array().unwrap().iter().map(|v| ("hashtag", v)));
-        for (dim, v) in dims {
-            for m in [1, 60] {
-                let key =
-                    (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(r["created_at"].as_str().unwrap(), m));
-                let e = out.entry(key).or_default();
+        for key in windows_of(r) {
+            let e = out.entry(key).or_default();
+            e.0 += 1;
+            let (Some(label), Some(score)) = (r["sentiment_label"].as_str(), r["sentiment_score"].as_f64()) else {
+                continue;
+            };
+            if r["kind"].as_str() == Some("retweet") {
+                continue;
+            }
+            e.5 += 1;
+            match label {
+                "positive" => e.1 += 1,
+                "negative" => e.3 += 1,
+                _ => e.2 += 1,
+            }
+            e.4 += score;
+        }
+    }
+    out
+}
+
+/// The windows a post counts in: once per rule tag and once per hashtag, 1 and 60 minutes long.
+fn windows_of(r: &Value) -> Vec<WindowKey> {
+    let dims = r["rule_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| ("rule", v))
+        .chain(r["hashtags"].as_array().unwrap().iter().map(|v| ("hashtag", v)));
+    let created = r["created_at"].as_str().unwrap();
+    dims.flat_map(|(dim, v)| [1, 60].map(|m| (dim.to_string(), v.as_str().unwrap().to_string(), m, window_start(created, m))))
+        .collect()
+}
+
+/// (posts with three probabilities, sums of their negative, neutral and positive probabilities) of one
+/// window, over the scored posts that are not retweets.
+pub type WindowProbabilities = (i64, [f64; 3]);
+
+/// The probability sums of every window, recounted from `tweets` as [`recount_windows`] counts labels.
+pub fn recount_probabilities(tweets: &Value) -> BTreeMap<WindowKey, WindowProbabilities> {
+    let mut out: BTreeMap<WindowKey, WindowProbabilities> = BTreeMap::new();
+    for r in counted_rows(tweets) {
+        let probs = ["sentiment_negative", "sentiment_neutral", "sentiment_positive"].map(|c| r[c].as_f64());
+        for key in windows_of(r) {
+            let e = out.entry(key).or_default();
+            if let [Some(n), Some(u), Some(p)] = probs
+                && r["kind"].as_str() != Some("retweet")
+            {
                 e.0 += 1;
-                let (Some(label), Some(score)) = (r["sentiment_label"].as_str(), r["sentiment_score"].as_f64()) else {
-                    continue;
-                };
-                if r["kind"].as_str() == Some("retweet") {
-                    continue;
-                }
-                e.5 += 1;
-                match label {
-                    "positive" => e.1 += 1,
-                    "negative" => e.3 += 1,
-                    _ => e.2 += 1,
-                }
-                e.4 += score;
+                e.1.iter_mut().zip([n, u, p]).for_each(|(sum, v)| *sum += v);
             }
         }
     }
     out
+}
+
+/// The aggregates table's probability sums per window (null in partials written before the columns).
+pub fn summed_probabilities(aggs: &Value) -> BTreeMap<WindowKey, WindowProbabilities> {
+    let mut out: BTreeMap<WindowKey, WindowProbabilities> = BTreeMap::new();
+    for r in aggs["rows"].as_array().unwrap() {
+        let e = out.entry(key_of(r)).or_default();
+        e.0 += r["prob_rows"].as_i64().unwrap_or(0);
+        for (sum, c) in e.1.iter_mut().zip(["negative_prob_sum", "neutral_prob_sum", "positive_prob_sum"]) {
+            *sum += r[c].as_f64().unwrap_or(0.0);
+        }
+    }
+    out
+}
+
+fn key_of(r: &Value) -> WindowKey {
+    (
+        r["dimension"].as_str().unwrap().to_string(),
+        r["value"].as_str().unwrap().to_string(),
+        r["window_minutes"].as_i64().unwrap(),
+        norm_ts(r["window_start"].as_str().unwrap()),
+    )
 }
 
 fn norm_ts(s: &str) -> String {
@@ -84,13 +131,7 @@ fn norm_ts(s: &str) -> String {
 pub fn summed_partials(aggs: &Value) -> BTreeMap<WindowKey, WindowCounts> {
     let mut out: BTreeMap<WindowKey, WindowCounts> = BTreeMap::new();
     for r in aggs["rows"].as_array().unwrap() {
-        let key = (
-            r["dimension"].as_str().unwrap().to_string(),
-            r["value"].as_str().unwrap().to_string(),
-            r["window_minutes"].as_i64().unwrap(),
-            norm_ts(r["window_start"].as_str().unwrap()),
-        );
-        let e = out.entry(key).or_default();
+        let e = out.entry(key_of(r)).or_default();
         e.0 += r["tweets"].as_i64().unwrap();
         e.1 += r["positive"].as_i64().unwrap();
         e.2 += r["neutral"].as_i64().unwrap();
@@ -111,6 +152,14 @@ pub fn assert_partials_match_recount(tweets: &Value, aggs: &Value) -> BTreeMap<W
         let g = &got[k];
         assert_eq!((w.0, w.1, w.2, w.3, w.5), (g.0, g.1, g.2, g.3, g.5), "{k:?}");
         assert!((w.4 - g.4).abs() < 1e-9, "{k:?} score sum {} vs {}", w.4, g.4);
+    }
+    let (want, got_p) = (recount_probabilities(tweets), summed_probabilities(aggs));
+    for (k, w) in &want {
+        let g = &got_p[k];
+        assert_eq!(w.0, g.0, "{k:?}: posts with probabilities");
+        for (a, b) in w.1.iter().zip(g.1) {
+            assert!((a - b).abs() < 1e-9, "{k:?} probability sums {:?} vs {:?}", w.1, g.1);
+        }
     }
     got
 }

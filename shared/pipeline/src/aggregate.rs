@@ -85,6 +85,14 @@ pub struct Partial {
     /// Replies.
     #[serde(default)]
     pub replies: i64,
+    /// Of the scored posts that are not retweets: those scored with three probabilities (all of them
+    /// with a three-class model), the denominator of the mean probabilities.
+    #[serde(default)]
+    pub prob_rows: i64,
+    /// … the sums of their negative, neutral and positive probabilities: the expected number of posts
+    /// of each class, unbiased where label counts follow the label's decision rule.
+    #[serde(default)]
+    pub prob_sums: [f64; 3],
 }
 
 impl Partial {
@@ -107,6 +115,10 @@ impl Partial {
             _ => self.neutral += 1,
         }
         self.score_sum += score;
+        if let Some(p) = row.sentiment_probabilities {
+            self.prob_rows += 1;
+            self.prob_sums.iter_mut().zip(p).for_each(|(sum, p)| *sum += p);
+        }
     }
 }
 
@@ -161,6 +173,7 @@ mod tests {
             metrics: None,
             sentiment_label: sentiment.map(|s| s.0),
             sentiment_score: sentiment.map(|s| s.1),
+            sentiment_probabilities: None,
             kafka_topic: "t".into(),
             kafka_partition: 0,
             kafka_offset: 0,
@@ -225,5 +238,27 @@ mod tests {
         );
         assert_eq!((hour.scored, hour.positive, hour.neutral, hour.negative), (2, 1, 1, 0));
         assert!((hour.score_sum - 1.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn probabilities_are_summed_over_the_posts_that_have_them() {
+        let base = 1_764_000_000;
+        let with = |p: [f64; 3], kind: Kind| TweetRow {
+            sentiment_probabilities: Some(p),
+            ..kind_row(&["k"], &[], base, Some(("neutral", 0.5)), kind)
+        };
+        let rows = [
+            with([0.1, 0.6, 0.3], Kind::Original),
+            with([0.2, 0.2, 0.6], Kind::Reply),
+            with([0.9, 0.05, 0.05], Kind::Retweet),
+            // Scored by a binary model: counted in `scored`, not in the probability sums.
+            kind_row(&["k"], &[], base, Some(("positive", 0.9)), Kind::Original),
+        ];
+        let p = partials(&rows);
+        let hour = p.iter().find(|(k, _)| k.window_minutes == 60).unwrap().1;
+        assert_eq!((hour.scored, hour.prob_rows), (3, 2), "retweets are left out as for the labels");
+        for (got, want) in hour.prob_sums.iter().zip([0.3, 0.8, 0.9]) {
+            assert!((got - want).abs() < 1e-9, "{:?}", hour.prob_sums);
+        }
     }
 }

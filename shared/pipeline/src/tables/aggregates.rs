@@ -59,6 +59,11 @@ pub static COLUMNS: &[Column<AggregateRow>] = &[
     Column { name: "retweets", get: Get::OptI64(|r, _| Some(r.partial.retweets)) },
     Column { name: "quotes", get: Get::OptI64(|r, _| Some(r.partial.quotes)) },
     Column { name: "replies", get: Get::OptI64(|r, _| Some(r.partial.replies)) },
+    // Three-class models on: the probability sums and the rows they hold.
+    Column { name: "prob_rows", get: Get::OptI64(|r, _| Some(r.partial.prob_rows)) },
+    Column { name: "negative_prob_sum", get: Get::OptF64(|r, _| Some(r.partial.prob_sums[0])) },
+    Column { name: "neutral_prob_sum", get: Get::OptF64(|r, _| Some(r.partial.prob_sums[1])) },
+    Column { name: "positive_prob_sum", get: Get::OptF64(|r, _| Some(r.partial.prob_sums[2])) },
 ];
 
 /// Schema of the aggregates table.

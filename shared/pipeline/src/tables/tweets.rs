@@ -45,6 +45,9 @@ pub struct TweetRow {
     pub sentiment_label: Option<&'static str>,
     /// Probability of positive; `None` when not scored.
     pub sentiment_score: Option<f64>,
+    /// Negative, neutral and positive probabilities from a three-class model; `None` when not scored
+    /// or scored by a binary model.
+    pub sentiment_probabilities: Option<[f64; 3]>,
     /// Kafka topic of the record.
     pub kafka_topic: String,
     /// Kafka partition of the record.
@@ -93,6 +96,7 @@ impl TweetRow {
             rule_tags: msg.rules.into_iter().filter_map(|r| r.tag).collect(),
             metrics: msg.tweet.public_metrics.map(|m| [m.retweet_count, m.reply_count, m.like_count, m.quote_count]),
             sentiment_label: p.as_ref().map(|p| p.label.as_str()),
+            sentiment_probabilities: p.and_then(|p| p.probabilities).map(|ps| ps.map(f64::from)),
             sentiment_score: p.map(|p| f64::from(p.score)),
             kafka_topic: rec.topic,
             kafka_partition: rec.partition,
@@ -148,6 +152,10 @@ pub static COLUMNS: &[Column<TweetRow>] = &[
     Column { name: "referenced_tweet_id", get: Get::OptStr(|r, _| r.post.referenced_id.as_deref()) },
     Column { name: "edit_root_id", get: Get::OptStr(|r, _| Some(&r.post.edit_root_id)) },
     Column { name: "text_truncated", get: Get::OptBool(|r, _| Some(r.post.truncated)) },
+    // Three-class models on.
+    Column { name: "sentiment_negative", get: Get::OptF64(|r, _| r.sentiment_probabilities.map(|p| p[0])) },
+    Column { name: "sentiment_neutral", get: Get::OptF64(|r, _| r.sentiment_probabilities.map(|p| p[1])) },
+    Column { name: "sentiment_positive", get: Get::OptF64(|r, _| r.sentiment_probabilities.map(|p| p[2])) },
 ];
 
 /// Schema of the tweets table.
