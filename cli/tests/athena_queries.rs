@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use tweetlake_tests::recount::{WindowCounts, recount_windows};
+use tweetlake_tests::recount::{WindowCounts, recount_probabilities, recount_windows};
 use tweetlake_tests::{local_tables, read_table, repo_root};
 
 fn tweetlake(args: &[&str]) -> std::process::Output {
@@ -41,6 +41,7 @@ fn athena_example_queries_match_an_independent_count() {
     let expected: BTreeMap<(DateTime<Utc>, &str), &WindowCounts> = hourly("rule")
         .map(|((_, rule, _, start), counts)| ((DateTime::parse_from_rfc3339(start).unwrap().to_utc(), rule.as_str()), counts))
         .collect();
+    let probabilities = recount_probabilities(&tweets);
     let got = query("infra/athena/sentiment_per_rule_hour.sql");
     assert_eq!(got.len(), expected.len(), "one row per rule and hour: {got:?}");
     for (row, ((hour, rule), (n, pos, neu, neg, sum, scored))) in got.iter().zip(&expected) {
@@ -50,6 +51,12 @@ fn athena_example_queries_match_an_independent_count() {
         match row["mean_score"].as_f64() {
             Some(mean) => assert!((mean - sum / *scored as f64).abs() < 1e-9, "{rule} at {hour}: {row}"),
             None => assert_eq!(*scored, 0, "no mean only where nothing was scored: {rule} at {hour}: {row}"),
+        }
+        // The expected class shares: the probabilities recounted from the tweets themselves.
+        let (n, sums) = probabilities[&("rule".to_owned(), rule.to_string(), 60, hour.to_rfc3339())];
+        assert!(n > 0, "the committed model is three-class: {rule} at {hour}");
+        for (c, sum) in ["negative_share", "neutral_share", "positive_share"].iter().zip(sums) {
+            assert!((row[*c].as_f64().unwrap() - sum / n as f64).abs() < 1e-9, "{c} of {rule} at {hour}: {row}");
         }
     }
 
