@@ -169,6 +169,12 @@ p = P(); p.feed(open(sys.argv[1]).read()); print(json.dumps(p.figs))
     let label_total: u64 =
         figs["labels"]["marks"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(label_total, 200);
+    // Each scored row's probabilities sum to 1, so the expected counts add up to the rows scored (each
+    // class rounded on its own).
+    let expected: i64 =
+        figs["expected"]["marks"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().parse::<i64>().unwrap()).sum();
+    let scored = rows.iter().filter(|r| r["sentiment_neutral"].is_number()).count() as i64;
+    assert!(scored > 0 && (expected - scored).abs() <= 1, "expected {expected} of {scored} scored: {figs}");
     assert_eq!(figs["quarantine"]["series"], "envelope_version,json,text_length");
     assert!(figs["hashtags"]["series"].as_str().unwrap().split(',').any(|h| h == "brexit"), "{figs}");
     // Tweets per language with the share scored, as the table has them.

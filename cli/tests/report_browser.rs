@@ -12,10 +12,11 @@ use tweetlake_tests::xapi_server::Pool;
 use tweetlake_tests::{Rec, envelope, event, python, repo_root, stack_var};
 
 /// The charts of the report and the kind of mark each draws.
-const CHARTS: [(&str, &str); 6] = [
+const CHARTS: [(&str, &str); 7] = [
     ("volume", "circle"),
     ("sentiment", "circle"),
     ("labels", "rect"),
+    ("expected", "rect"),
     ("languages", "rect"),
     ("hashtags", "rect"),
     ("quarantine", "rect"),

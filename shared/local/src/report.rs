@@ -72,6 +72,9 @@ pub struct ReportData {
     pub per_rule: BTreeMap<String, Vec<(String, u64, u64, f64)>>,
     /// Tweets per sentiment label (`unscored`: a language the model does not read).
     pub labels: BTreeMap<String, u64>,
+    /// Each class's expected count: the three-class probabilities summed over the rows that have them
+    /// (negative, neutral, positive); `None` when no row has them.
+    pub expected: Option<[f64; 3]>,
     /// Per language X detected (`none` when it gave none): tweets, and of them scored; most first.
     pub languages: Vec<(String, u64, u64)>,
     /// The most used hashtags (lower-cased) and their counts.
@@ -107,6 +110,12 @@ pub async fn read(tables: &TableLocations) -> anyhow::Result<ReportData> {
     }
     for r in rows(&ctx, "SELECT coalesce(sentiment_label, 'unscored') AS label, count(*) AS n FROM tweets GROUP BY 1").await? {
         d.labels.insert(s(&r, "label"), n(&r, "n"));
+    }
+    let sums = "SELECT sum(sentiment_negative) AS neg, sum(sentiment_neutral) AS neu, sum(sentiment_positive) AS pos FROM tweets";
+    if let Some(r) = rows(&ctx, sums).await?.first()
+        && let [Some(neg), Some(neu), Some(pos)] = ["neg", "neu", "pos"].map(|c| r[c].as_f64())
+    {
+        d.expected = Some([neg, neu, pos]);
     }
     let langs = "SELECT coalesce(lang, 'none') AS lang, count(*) AS n, count(sentiment_score) AS scored FROM tweets \
          GROUP BY 1 ORDER BY n DESC, lang";
@@ -325,6 +334,19 @@ pub fn html(d: &ReportData, title: &str) -> String {
     );
     let labels: Vec<(String, u64)> = d.labels.iter().map(|(k, v)| (k.clone(), *v)).collect();
     page += &bar_chart("labels", "Sentiment label shares", &labels, "No tweet was scored.");
+    // Labels follow the decision that weighs the three classes alike; the summed probabilities are how
+    // many posts of each class the model expects, the unbiased shares.
+    let expected: Vec<(String, u64)> = d
+        .expected
+        .iter()
+        .flat_map(|e| ["negative", "neutral", "positive"].iter().zip(e).map(|(c, v)| (c.to_string(), v.round() as u64)))
+        .collect();
+    page += &bar_chart(
+        "expected",
+        "Expected posts per class (the model's probabilities summed)",
+        &expected,
+        "No tweet has class probabilities.",
+    );
     let languages: Vec<(String, u64)> = d
         .languages
         .iter()
@@ -397,7 +419,7 @@ mod tests {
     #[test]
     fn a_chart_without_data_says_so_in_words() {
         let page = html(&ReportData::default(), "t");
-        for id in ["volume", "sentiment", "labels", "languages", "hashtags", "quarantine"] {
+        for id in ["volume", "sentiment", "labels", "expected", "languages", "hashtags", "quarantine"] {
             let start = page.find(&format!("<figure id=\"{id}\"")).unwrap();
             let fig = &page[start..start + page[start..].find("</figure>").unwrap()];
             assert!(fig.contains("class=\"empty\""), "{id}: {fig}");
