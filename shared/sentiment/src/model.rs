@@ -289,7 +289,11 @@ impl Model {
 
     /// What the three-class head reads of already-extracted features ([`HEAD_INPUTS`]).
     pub fn head_inputs(&self, features: &FeatureBuf) -> [f32; HEAD_INPUTS.len()] {
-        let z = self.ngram_logit(features);
+        self.inputs_with(self.ngram_logit(features), features)
+    }
+
+    /// [`Self::head_inputs`] given the n-gram logit `z`, so a prediction walks the weight table once.
+    fn inputs_with(&self, z: f32, features: &FeatureBuf) -> [f32; HEAD_INPUTS.len()] {
         let e = features.emoticons.clamp(-1, 1) as f32;
         let [subjective, polarity] = self.domain_logits(features);
         let n = (features.counts.len() as f32).ln_1p();
@@ -302,7 +306,7 @@ impl Model {
         let score = self.binary(z, features);
         match &self.meta.three_class {
             Some(head) => {
-                let probabilities = head.probabilities(&self.head_inputs(features));
+                let probabilities = head.probabilities(&self.inputs_with(z, features));
                 let lift: [f32; 3] = std::array::from_fn(|c| probabilities[c] / head.priors[c].max(1e-6));
                 let top = (0..3).max_by(|&a, &b| lift[a].total_cmp(&lift[b])).unwrap_or(1);
                 let label = [Label::Negative, Label::Neutral, Label::Positive][top];
