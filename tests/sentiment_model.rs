@@ -2,7 +2,7 @@
 //! set, and the training pipeline runs end to end (on a small sample shipped in the repo).
 
 use std::time::Instant;
-use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test};
+use tweetlake_sentiment::eval::{evaluate, read_manual_test, read_sources};
 use tweetlake_sentiment::train::{HeadConfig, TrainConfig, fit_head, train};
 use tweetlake_sentiment::{FeatureConfig, Label, Model};
 use tweetlake_tests::repo_root;
@@ -72,8 +72,8 @@ fn training_runs_end_to_end_reproducibly_on_a_sample() {
 fn a_three_class_head_fitted_on_human_labels_calibrates_the_binary_experts() {
     // 1,200 SemEval training rows shipped in the repo; the head is fitted with linfa-logistic.
     let sample = repo_root().join("tests/data/semeval-sample/train-sample.csv");
-    let human = read_labelled(&sample, Some("twitter-2013train-A")).unwrap();
-    let human: Vec<_> = human.into_iter().chain(read_labelled(&sample, Some("twitter-2016train-A")).unwrap()).collect();
+    let human: Vec<_> =
+        read_sources(&sample, &["twitter-2013train-A", "twitter-2016train-A"]).unwrap().into_iter().flatten().collect();
     assert_eq!(human.len(), 1_200);
     // A smaller in-domain table than the default keeps the two fits quick in a test build.
     let cfg = HeadConfig { domain_bits: Some(16), ..HeadConfig::default() };

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tweetlake_contract::vars;
-use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test};
+use tweetlake_sentiment::eval::{evaluate, read_labelled, read_manual_test, read_sources};
 use tweetlake_sentiment::train::{HeadConfig, TrainConfig, Trainer, fit_head, train};
 use tweetlake_sentiment::{FeatureConfig, Model};
 
@@ -72,15 +72,13 @@ pub fn run(command: Command) -> Result<()> {
 
 fn run_eval(model: &ModelArgs, test: &Path, sources: &[String]) -> Result<()> {
     let model = model.load()?;
-    let read = |source: Option<&str>| read_labelled(test, source).with_context(|| format!("reading --test {}", test.display()));
+    let context = || format!("reading --test {}", test.display());
     if sources.is_empty() {
-        println!("{}", serde_json::json!({ "model": model.version(), "test": evaluate(&model, &read(None)?) }));
+        let rows = read_labelled(test).with_context(context)?;
+        println!("{}", serde_json::json!({ "model": model.version(), "test": evaluate(&model, &rows) }));
+        return Ok(());
     }
-    for source in sources {
-        let rows = read(Some(source))?;
-        if rows.is_empty() {
-            bail!("--source {source}: no rows of that source in {}", test.display());
-        }
+    for (source, rows) in sources.iter().zip(read_sources(test, sources).with_context(context)?) {
         println!("{}", serde_json::json!({ "model": model.version(), "source": source, "test": evaluate(&model, &rows) }));
     }
     Ok(())
@@ -186,6 +184,10 @@ pub struct TrainArgs {
     /// L2 penalty of the in-domain experts (per row-averaged loss).
     #[arg(long, default_value_t = HeadConfig::default().domain_l2)]
     domain_l2: f64,
+    /// Sources of `--human` to evaluate the finished model on, each reported under `human_eval` in the
+    /// report (the dev files for choices, the test files at the end).
+    #[arg(long, value_delimiter = ',', requires = "human")]
+    eval_sources: Vec<String>,
     /// Keep this model's experts instead of fitting them (with `--human`: fit only the head).
     #[arg(long, requires = "human")]
     base: Option<PathBuf>,
@@ -196,15 +198,8 @@ pub struct TrainArgs {
 
 /// The head's training rows: the `--human` file's rows of `--human-sources`.
 fn human_rows(sources: &[String], path: &Path) -> Result<Vec<tweetlake_sentiment::eval::LabelledText>> {
-    let mut rows = Vec::new();
-    for source in sources {
-        let got = read_labelled(path, Some(source)).with_context(|| format!("reading --human {}", path.display()))?;
-        if got.is_empty() {
-            bail!("--human-sources {source}: no rows of that source in {}", path.display());
-        }
-        rows.extend(got);
-    }
-    Ok(rows)
+    let groups = read_sources(path, sources).with_context(|| format!("reading --human {}", path.display()))?;
+    Ok(groups.into_iter().flatten().collect())
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
@@ -274,6 +269,16 @@ fn run_train(a: TrainArgs) -> Result<()> {
             });
             if let Some(m) = &manual {
                 report["manual_test"] = serde_json::to_value(evaluate(&model, m))?;
+            }
+            if !a.eval_sources.is_empty() {
+                let sets = read_sources(path, &a.eval_sources).with_context(|| format!("reading --human {}", path.display()))?;
+                let scores: serde_json::Map<_, _> = a
+                    .eval_sources
+                    .iter()
+                    .zip(&sets)
+                    .map(|(s, rows)| (s.clone(), serde_json::json!(evaluate(&model, rows))))
+                    .collect();
+                report["human_eval"] = scores.into();
             }
             model
         }

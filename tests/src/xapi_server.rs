@@ -50,7 +50,7 @@ impl Pool {
         let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events/x-api"))
             .expect("the bundled sample")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.strip_prefix(rule).is_some_and(|rest| rest == ".json" || rest.starts_with('.')))
+            .filter(|n| n.strip_suffix(".json").is_some_and(|stem| tweetlake_ingest::replay::answers_only(stem, rule)))
             .collect();
         files.sort();
         let mut pool = Self { tweets: vec![], users: vec![], referenced: vec![], errors: vec![] };

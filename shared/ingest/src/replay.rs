@@ -121,7 +121,7 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// Whether a file with this stem answers only the rule `tag`: the stem is the tag, or the tag then a
 /// dot (`brexit.day-before`), so one rule can have several files.
-fn answers_only(stem: &str, tag: &str) -> bool {
+pub fn answers_only(stem: &str, tag: &str) -> bool {
     stem.strip_prefix(tag).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 

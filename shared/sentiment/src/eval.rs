@@ -1,7 +1,7 @@
 //! Model evaluation on human-labelled texts: three-class macro recall and accuracy, binary accuracy and
 //! ROC AUC on the positive/negative rows, calibration error and the confusion matrix.
 
-use crate::model::{Label, Model};
+use crate::model::{Label, Model, top_class};
 use serde::Serialize;
 use std::path::Path;
 
@@ -16,7 +16,7 @@ pub struct LabelledText {
 
 /// Reads the manual test set's 6-column CSV (polarity, id, date, query, user, text; no header).
 pub fn read_manual_test(path: &Path) -> Result<Vec<LabelledText>, csv::Error> {
-    read_labelled(path, None)
+    read_labelled(path)
 }
 
 /// The label a CSV cell names: `neg`/`neu`/`pos`, the full words, or Sentiment140's polarity `0`/`2`/`4`.
@@ -31,9 +31,31 @@ pub fn parse_label(cell: &str) -> Option<Label> {
 
 /// Reads labelled texts from a CSV in any of the shapes the project meets: the Sentiment140 manual test
 /// (6 columns, no header), `label,text` with or without a header, or a header naming `label` and `text`
-/// columns (and `source`, which `source` then filters on, e.g. SemEval's `twitter-2016test-A`).
-pub fn read_labelled(path: &Path, source: Option<&str>) -> Result<Vec<LabelledText>, csv::Error> {
-    let bad = |m: String| csv::Error::from(std::io::Error::other(m));
+/// columns (and `source`, e.g. SemEval's).
+pub fn read_labelled(path: &Path) -> Result<Vec<LabelledText>, csv::Error> {
+    Ok(read_rows(path, None)?.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Reads the rows of each named source (a header's `source` column, e.g. SemEval's `twitter-2016test-A`)
+/// in one pass: one list per source, in the order given. A source without rows is an error naming it.
+pub fn read_sources<S: AsRef<str>>(path: &Path, sources: &[S]) -> Result<Vec<Vec<LabelledText>>, csv::Error> {
+    let names: Vec<&str> = sources.iter().map(AsRef::as_ref).collect();
+    let mut out: Vec<Vec<LabelledText>> = vec![Vec::new(); names.len()];
+    for (at, row) in read_rows(path, Some(&names))? {
+        out[at].push(row);
+    }
+    if let Some(at) = out.iter().position(Vec::is_empty) {
+        return Err(bad(format!("{}: no rows of source {}", path.display(), names[at])));
+    }
+    Ok(out)
+}
+
+fn bad(message: String) -> csv::Error {
+    csv::Error::from(std::io::Error::other(message))
+}
+
+/// The rows of `path`, each with the position of its source in `sources` (0 when not filtering).
+fn read_rows(path: &Path, sources: Option<&[&str]>) -> Result<Vec<(usize, LabelledText)>, csv::Error> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_path(path)?;
     let mut records = rdr.records();
     let Some(first) = records.next().transpose()? else { return Ok(Vec::new()) };
@@ -45,21 +67,23 @@ pub fn read_labelled(path: &Path, source: Option<&str>) -> Result<Vec<LabelledTe
         _ if first.len() == 2 => (false, 0, 1, None),
         _ => return Err(bad(format!("{}: expected label,text columns, a header naming them, or 6 columns", path.display()))),
     };
-    if source.is_some() && source_at.is_none() {
+    if sources.is_some() && source_at.is_none() {
         return Err(bad(format!("{}: no source column to filter on", path.display())));
     }
     let mut rows = Vec::new();
     for (line, rec) in std::iter::once(Ok(first)).chain(records).enumerate().skip(usize::from(header)) {
         let rec = rec?;
-        if let (Some(want), Some(at)) = (source, source_at)
-            && rec.get(at) != Some(want)
-        {
-            continue;
-        }
+        let at = match (sources, source_at) {
+            (Some(want), Some(col)) => match want.iter().position(|w| rec.get(col) == Some(*w)) {
+                Some(at) => at,
+                None => continue,
+            },
+            _ => 0,
+        };
         let cell = rec.get(label_at).unwrap_or_default();
         let label =
             parse_label(cell).ok_or_else(|| bad(format!("{} line {}: unknown label {cell:?}", path.display(), line + 1)))?;
-        rows.push(LabelledText { label, text: rec.get(text_at).unwrap_or_default().to_owned() });
+        rows.push((at, LabelledText { label, text: rec.get(text_at).unwrap_or_default().to_owned() }));
     }
     Ok(rows)
 }
@@ -89,15 +113,6 @@ pub struct Evaluation {
     pub confusion: [[usize; 3]; 3],
 }
 
-/// Index of a label in [`Evaluation::confusion`] and the probability triples.
-fn class(l: Label) -> usize {
-    match l {
-        Label::Negative => 0,
-        Label::Neutral => 1,
-        Label::Positive => 2,
-    }
-}
-
 /// Evaluates `model` on labelled raw texts.
 pub fn evaluate(model: &Model, rows: &[LabelledText]) -> Evaluation {
     let mut scorer = model.scorer();
@@ -108,11 +123,11 @@ pub fn evaluate(model: &Model, rows: &[LabelledText]) -> Evaluation {
     let mut confidence: Vec<(f32, bool)> = Vec::with_capacity(rows.len());
     for row in rows {
         let p = scorer.predict(&row.text);
-        let (gold, said) = (class(row.label), class(p.label));
+        let (gold, said) = (row.label.index(), p.label.index());
         confusion[gold][said] += 1;
         // A binary model is measured as what it claims: P(positive) and P(negative), neutral never.
         let probabilities = p.probabilities.unwrap_or([1.0 - p.score, 0.0, p.score]);
-        let top = (0..3).max_by(|&a, &b| probabilities[a].total_cmp(&probabilities[b])).unwrap_or(1);
+        let top = top_class(&probabilities);
         confidence.push((probabilities[top], gold == top));
         if row.label != Label::Neutral {
             let odds = (probabilities[2] / priors[2]).ln() - (probabilities[0] / priors[0]).ln();
@@ -204,13 +219,17 @@ mod tests {
             p
         };
         let plain = write("plain.csv", "4,good day\n0,\"bad, bad day\"\n");
-        let got = read_labelled(&plain, None).unwrap();
+        let got = read_labelled(&plain).unwrap();
         assert_eq!((got[1].label, got[1].text.as_str()), (Label::Negative, "bad, bad day"));
         let semeval = write("s.csv", "source,id,label,text\na,1,neu,x\nb,2,pos,y\nb,3,neg,z\n");
-        let b = read_labelled(&semeval, Some("b")).unwrap();
+        let [b, a] = <[_; 2]>::try_from(read_sources(&semeval, &["b", "a"]).unwrap()).unwrap();
         assert_eq!(b.iter().map(|r| r.label).collect::<Vec<_>>(), [Label::Positive, Label::Negative]);
-        assert!(read_labelled(&plain, Some("b")).is_err(), "no source column to filter on");
-        let err = read_labelled(&write("bad.csv", "label,text\nmaybe,x\n"), None).unwrap_err();
+        assert_eq!((a.len(), a[0].text.as_str()), (1, "x"));
+        assert_eq!(read_labelled(&semeval).unwrap().len(), 3);
+        assert!(read_sources(&plain, &["b"]).is_err(), "no source column to filter on");
+        let missing = read_sources(&semeval, &["a", "c"]).unwrap_err();
+        assert!(missing.to_string().contains("source c"), "{missing}");
+        let err = read_labelled(&write("bad.csv", "label,text\nmaybe,x\n")).unwrap_err();
         assert!(err.to_string().contains("line 2") && err.to_string().contains("maybe"), "{err}");
     }
 }

@@ -131,6 +131,14 @@ pub enum Label {
 }
 
 impl Label {
+    /// The classes in the order of every probability triple and confusion row.
+    pub const ALL: [Label; 3] = [Label::Negative, Label::Neutral, Label::Positive];
+
+    /// This class's position in [`Label::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The lowercase name used in JSON and in the tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -139,6 +147,11 @@ impl Label {
             Label::Positive => "positive",
         }
     }
+}
+
+/// Position of the largest of three values (the middle, neutral, one when none is larger).
+pub fn top_class(values: &[f32; 3]) -> usize {
+    (0..3).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap_or(1)
 }
 
 /// A scored text.
@@ -308,9 +321,7 @@ impl Model {
             Some(head) => {
                 let probabilities = head.probabilities(&self.inputs_with(z, features));
                 let lift: [f32; 3] = std::array::from_fn(|c| probabilities[c] / head.priors[c].max(1e-6));
-                let top = (0..3).max_by(|&a, &b| lift[a].total_cmp(&lift[b])).unwrap_or(1);
-                let label = [Label::Negative, Label::Neutral, Label::Positive][top];
-                Prediction { label, score, probabilities: Some(probabilities) }
+                Prediction { label: Label::ALL[top_class(&lift)], score, probabilities: Some(probabilities) }
             }
             None => Prediction { label: self.label_for(score), score, probabilities: None },
         }

@@ -584,7 +584,7 @@ pub fn fit_head(model: &Model, rows: &[LabelledText], cfg: &HeadConfig) -> Resul
         base.push(model.head_inputs(&buf));
         docs.push(buf.counts.clone());
     }
-    let labels: Vec<usize> = rows.iter().map(|r| r.label as usize).collect();
+    let labels: Vec<usize> = rows.iter().map(|r| r.label.index()).collect();
     let (domain, domain_header, stacked) = match cfg.domain_bits {
         Some(dbits) => {
             let (table, header, oof) = fit_domain(&docs, &labels, bits - dbits, dbits, cfg)?;
