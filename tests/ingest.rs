@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tweetlake_ingest::clock::ManualClock;
+use tweetlake_ingest::clock::{Clock, ManualClock};
 use tweetlake_ingest::kafka::headers;
 use tweetlake_ingest::watermark::{FileStore, WatermarkStore};
 use tweetlake_ingest::{Error, Ingest, IngestConfig};
@@ -301,10 +301,12 @@ async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncat
     let topic = new_topic("stream", 2).await;
     let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
     let clock = ManualClock::new(t0);
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("wm.json");
     let run = ingest(
         &server,
         &topic,
-        "",
+        wm.to_str().unwrap(),
         &[
             ("TWEETLAKE_INGEST_MODE", "filtered_stream"),
             ("TWEETLAKE_RULES", &format!("brexit: {BREXIT}\nkpop: {KPOP}")),
@@ -340,7 +342,14 @@ async fn stream_session_syncs_rules_reconnects_with_backoff_and_forwards_truncat
     assert_eq!(r.tweets, 7);
     assert_eq!(r.produced.messages, 7);
     assert_eq!(r.produced.unreadable, 2);
-    assert!(!r.watermarks_saved);
+    // Every connection's time is recorded. On the test's clock they lasted no time, so none is trusted
+    // and the whole session, up to 10 s ago, is searched for what the stream missed.
+    assert_eq!(s.connected.len(), 3);
+    let coverage = r.coverage.as_ref().unwrap();
+    let ago = t0 + CDuration::milliseconds(s.backoff_ms.iter().sum::<u64>() as i64 - 10_000);
+    assert_eq!(coverage.windows, vec![tweetlake_ingest::watermark::Window { start: t0, end: ago }], "{coverage:?}");
+    assert_eq!(coverage.coverage_gap_seconds, 0);
+    assert!(r.watermarks_saved, "the stream's coverage is recorded");
 
     // The process function writes the 7 tweets and quarantines the 2 unreadable lines with the reason.
     let records = read_all(&topic);
@@ -636,4 +645,139 @@ async fn bootstrap_brokers_are_looked_up_from_the_msk_cluster_arn_for_the_chosen
     assert!(matches!(e, Error::Config { var: "TWEETLAKE_MSK_CLUSTER_ARN", .. }), "{e}");
     assert!(e.to_string().contains("NotFoundException") && e.to_string().contains("does not exist"), "{e}");
     assert!(!e.is_retryable(), "a wrong ARN is a configuration error, not worth a retry");
+}
+
+/// Posts of the recorded brexit page re-dated to `seconds` after `t0`, with ids in that order.
+fn dated(t0: chrono::DateTime<Utc>, seconds: &[i64]) -> Pool {
+    let mut pool = brexit_sorted();
+    pool.tweets.truncate(seconds.len());
+    for (i, (t, s)) in pool.tweets.iter_mut().zip(seconds).enumerate() {
+        t["id"] = Value::String((1_900_000_000_000_000_000u64 + i as u64).to_string());
+        t["created_at"] = Value::String((t0 + CDuration::seconds(*s)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    pool
+}
+
+/// One filtered-stream message: the post, its author, the rule that matched it.
+fn stream_message(pool: &Pool, i: usize, tag: &str) -> Piece {
+    let author = pool.tweets[i]["author_id"].clone();
+    let users: Vec<&Value> = pool.users.iter().filter(|u| u["id"] == author).collect();
+    line(
+        &serde_json::json!({"data": pool.tweets[i], "includes": {"users": users}, "matching_rules": [{"id": "1", "tag": tag}]})
+            .to_string(),
+    )
+}
+
+/// One scheduled stream run at the clock's time: the connection sends `pieces`, then stays open until
+/// the 270 s session is over (the clock is moved on while it is connected).
+async fn stream_run(
+    server: &XApiServer,
+    topic: &str,
+    wm: &str,
+    clock: &ManualClock,
+    pieces: Vec<Piece>,
+) -> tweetlake_ingest::RunReport {
+    let mut pieces = pieces;
+    // A keep-alive after the clock has moved ends the session on time.
+    pieces.extend([Piece::Pause(Duration::from_millis(1500)), Piece::Bytes(b"\r\n".to_vec())]);
+    server.script_stream([StreamConn::Send { pieces, hang: true }]);
+    let run = ingest(server, topic, wm, &[("TWEETLAKE_INGEST_MODE", "filtered_stream"), ("TWEETLAKE_STREAM_SILENCE_SECS", "10")])
+        .await
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    let (mover, watcher) = (clock.clone(), server.clone());
+    let connections = |s: &XApiServer| s.seen().iter().filter(|r| r.path == "/2/tweets/search/stream").count();
+    let before = connections(server);
+    let session = tokio::spawn(async move {
+        // Once connected and the messages read, the session's time passes.
+        while connections(&watcher) == before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        mover.advance(Duration::from_secs(270));
+    });
+    let deadline = clock.now() + CDuration::minutes(5);
+    let report = run.run(deadline).await.unwrap();
+    session.await.unwrap();
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_published_between_two_stream_sessions_lands_once_and_an_unfinished_fill_is_reported_and_redone() {
+    let server = XApiServer::start().await;
+    server.set_rules(&[(BREXIT, "brexit"), (KPOP, "kpop")]);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+    // A: read by session 1. E: at its end, read by it and by the next fill. B: between the sessions.
+    // D: just after session 2 connects, read by it and by its fill. C: read by session 2. F: between
+    // sessions 2 and 3, whose fill fails.
+    let (a, e, b, d, c, f) = (0, 1, 2, 3, 4, 5);
+    let posts = dated(t0, &[30, 265, 285, 305, 320, 580]);
+    server.set_pool(BREXIT, posts.clone());
+    let topic = new_topic("coverage", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wm = dir.path().join("wm.json");
+    let wm = wm.to_str().unwrap();
+    let clock = ManualClock::new(t0);
+
+    let r1 =
+        stream_run(&server, &topic, wm, &clock, vec![stream_message(&posts, a, "brexit"), stream_message(&posts, e, "brexit")])
+            .await;
+    let c1 = r1.coverage.as_ref().expect("coverage reported");
+    assert_eq!(r1.stream.as_ref().unwrap().connected.len(), 1);
+    assert_eq!((c1.from, c1.covered_until), (None, t0 + CDuration::seconds(260)), "{c1:?}");
+    assert_eq!(c1.coverage_gap_seconds, 0);
+    assert_eq!(r1.produced.messages, 2);
+
+    // The next scheduled run, 5 minutes after the first.
+    clock.advance(Duration::from_secs(30));
+    let r2 =
+        stream_run(&server, &topic, wm, &clock, vec![stream_message(&posts, d, "brexit"), stream_message(&posts, c, "brexit")])
+            .await;
+    let c2 = r2.coverage.as_ref().unwrap();
+    // The window from where session 1 was trusted to its end to 10 s into session 2 is filled by search.
+    let window = |a: i64, b: i64| tweetlake_ingest::watermark::Window {
+        start: t0 + CDuration::seconds(a),
+        end: t0 + CDuration::seconds(b),
+    };
+    assert_eq!(c2.windows, vec![window(260, 310)], "{c2:?}");
+    let brexit = c2.rules.iter().find(|r| r.tag == "brexit").unwrap();
+    assert_eq!(brexit.tweets, 3, "E, B and D: {brexit:?}");
+    assert_eq!(c2.coverage_gap_seconds, 0);
+    assert_eq!(r2.produced.messages, 4, "E again, B, and D and C once each (the run merges D's two reads)");
+
+    // Session 3's fill fails on every attempt: the window stays pending and the gap is reported.
+    clock.advance(Duration::from_secs(30));
+    server.fail_next_searches(std::iter::repeat_n(Fault::Status(503), 6));
+    let r3 = stream_run(&server, &topic, wm, &clock, vec![]).await;
+    let c3 = r3.coverage.as_ref().unwrap();
+    assert_eq!(c3.windows, vec![window(560, 610)]);
+    assert_eq!(c3.coverage_gap_seconds, 50, "{c3:?}");
+    assert!(c3.rules.iter().all(|r| r.pending == vec![window(560, 610)]), "{c3:?}");
+    assert!(r3.left.iter().any(|l| l.starts_with("brexit: 1 stream window")), "{:?}", r3.left);
+    assert_eq!(r3.produced.messages, 0, "F is not lost: it waits in the pending window");
+    let metric: Value = serde_json::from_str(&r3.metric_lines(0)[0]).unwrap();
+    assert_eq!(metric["CoverageGapSeconds"], 50, "the alarmed metric: {metric}");
+
+    // Session 4 fills the pending window first, then its own.
+    clock.advance(Duration::from_secs(30));
+    let r4 = stream_run(&server, &topic, wm, &clock, vec![]).await;
+    let c4 = r4.coverage.as_ref().unwrap();
+    assert_eq!(c4.coverage_gap_seconds, 0, "{c4:?}");
+    assert_eq!(c4.rules.iter().find(|r| r.tag == "brexit").unwrap().windows, 2);
+    assert_eq!(r4.produced.messages, 1, "F");
+
+    // The topic holds E twice; the process function writes each post once.
+    let records = read_all(&topic);
+    let copies = |i: usize| records.iter().filter(|r| r.key.as_deref() == Some(posts.ids()[i].as_bytes())).count();
+    assert_eq!([a, e, b, d, c, f].map(copies), [1, 2, 1, 1, 1, 1]);
+    let tables = local_tables();
+    let p = processor(&tables, &[]).await;
+    let s = p.process_event(as_event(&records)).await.unwrap();
+    assert_eq!((s.rows_written, s.duplicates_in_batch), (6, 1), "{s:?}");
+    let table = read_table(&tables.tweets, &[]);
+    let mut ids: Vec<String> =
+        table["rows"].as_array().unwrap().iter().map(|r| r["tweet_id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    assert_eq!(ids, posts.ids(), "every post once, B and F included");
+    assert_eq!(server.violations(), Vec::<String>::new(), "time windows are sent as the spec defines them");
 }

@@ -457,8 +457,16 @@ async fn search(State(srv): State<XApiServer>, Query(q): Query<BTreeMap<String, 
     let id = |t: &Value| t["id"].as_str().unwrap().parse::<u64>().unwrap();
     let since = q.get("since_id").and_then(|s| s.parse::<u64>().ok());
     let until = q.get("until_id").and_then(|s| s.parse::<u64>().ok());
-    let mut tweets: Vec<&Value> =
-        pool.tweets.iter().filter(|t| since.is_none_or(|s| id(t) > s) && until.is_none_or(|u| id(t) < u)).collect();
+    // start_time is inclusive and end_time exclusive, as the API documents them.
+    let time = |k: &str| q.get(k).map(|v| chrono::DateTime::parse_from_rfc3339(v).expect("an RFC 3339 time"));
+    let (from, to) = (time("start_time"), time("end_time"));
+    let created = |t: &Value| chrono::DateTime::parse_from_rfc3339(t["created_at"].as_str().expect("created_at")).unwrap();
+    let mut tweets: Vec<&Value> = pool
+        .tweets
+        .iter()
+        .filter(|t| since.is_none_or(|s| id(t) > s) && until.is_none_or(|u| id(t) < u))
+        .filter(|t| from.is_none_or(|f| created(t) >= f) && to.is_none_or(|e| created(t) < e))
+        .collect();
     tweets.sort_by_key(|t| std::cmp::Reverse(id(t)));
     let max: usize = q.get("max_results").and_then(|m| m.parse().ok()).unwrap_or(10);
     let start: usize = q.get("next_token").and_then(|t| t.strip_prefix("tok").and_then(|n| n.parse().ok())).unwrap_or(0);

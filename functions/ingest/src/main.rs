@@ -29,7 +29,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let deadline = deadline_from_epoch_ms(event.context.deadline, Utc::now(), FALLBACK_RUN_TIME);
             tracing::info!(request_id = event.context.request_id, deadline = %deadline, "ingest run starts");
-            ingest.run(deadline).await
+            let report = ingest.run(deadline).await?;
+            for line in report.metric_lines(Utc::now().timestamp_millis()) {
+                println!("{line}");
+            }
+            Ok::<_, tweetlake_ingest::Error>(report)
         }
     }))
     .await

@@ -73,6 +73,13 @@ pub struct TopicSpec {
     pub replication_factor: i32,
 }
 
+/// The default stream session: the default 5-minute schedule less 30 s, so a session has closed its
+/// connection before the next one opens (X allows one per app) and its gap fill has time to run.
+pub const DEFAULT_STREAM_SECONDS: u64 = 270;
+
+/// The longest stream session: Lambda's 15-minute limit less 30 s for the gap fill and producing.
+pub const MAX_STREAM_SECONDS: u64 = 870;
+
 /// Everything the ingest function can be told; see the README's configuration table.
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
@@ -103,7 +110,7 @@ pub struct IngestConfig {
     pub watermark_uri: Option<String>,
     /// `TWEETLAKE_PAGE_SIZE`, `TWEETLAKE_MAX_PAGES_PER_RULE`, `TWEETLAKE_DEADLINE_MARGIN_SECS`.
     pub search: SearchSettings,
-    /// `TWEETLAKE_STREAM_SECONDS` (default 60): longest stream session; the deadline may cut it shorter.
+    /// `TWEETLAKE_STREAM_SECONDS` (default 270): longest stream session; the deadline may cut it shorter.
     pub stream_session: Duration,
     /// `TWEETLAKE_STREAM_SILENCE_SECS` (default 20).
     pub stream: StreamSettings,
@@ -241,11 +248,15 @@ impl IngestConfig {
             }),
         };
         let watermark_uri = set(vars::WATERMARK_URI);
-        if mode == Mode::RecentSearch && watermark_uri.is_none() {
-            return Err(Error::Config {
-                var: vars::WATERMARK_URI,
-                message: "required in recent_search mode: s3://bucket/key or a local file".into(),
-            });
+        let live = !matches!(source, SourceConfig::Replay(_));
+        if watermark_uri.is_none() && (mode == Mode::RecentSearch || live) {
+            let why = match mode {
+                Mode::RecentSearch => "required in recent_search mode",
+                // Without it nothing knows where the last session stopped, so the time between sessions
+                // could not be filled from recent search.
+                Mode::FilteredStream => "required in filtered_stream mode (it records how far the stream has covered)",
+            };
+            return Err(Error::Config { var: vars::WATERMARK_URI, message: format!("{why}: s3://bucket/key or a local file") });
         }
         if let Some(u) = &watermark_uri
             && u.contains("://")
@@ -290,9 +301,9 @@ impl IngestConfig {
             stream_session: Duration::from_secs(parse_setting(
                 &get,
                 "TWEETLAKE_STREAM_SECONDS",
-                60u64,
-                |v| *v >= 1,
-                "a positive number of seconds",
+                DEFAULT_STREAM_SECONDS,
+                |v| (1..=MAX_STREAM_SECONDS).contains(v),
+                "1 to 870 seconds (Lambda's 15 minutes less time to fill the gap and produce)",
             )?),
             stream: StreamSettings {
                 silence: Duration::from_secs_f64(parse_setting(
@@ -341,6 +352,18 @@ mod tests {
         assert!(matches!(c.source, SourceConfig::Api { .. }));
         let c = cfg(&[OK, &[("TWEETLAKE_TOPIC_PARTITIONS", "6"), ("TWEETLAKE_TOPIC_REPLICATION", "3")]].concat()).unwrap();
         assert_eq!(c.create_topic, Some(TopicSpec { partitions: 6, replication_factor: 3 }));
+        assert_eq!(c.stream_session, Duration::from_secs(270), "a session fills the default 5-minute schedule");
+    }
+
+    #[test]
+    fn a_live_stream_needs_the_watermark_store_that_records_its_coverage() {
+        let stream = [("TWEETLAKE_INGEST_MODE", "filtered_stream")];
+        let no_store: Vec<_> = OK.iter().copied().filter(|(k, _)| *k != "TWEETLAKE_WATERMARK_URI").collect();
+        let e = cfg(&[&no_store[..], &stream].concat()).unwrap_err().to_string();
+        assert!(e.contains("TWEETLAKE_WATERMARK_URI") && e.contains("filtered_stream"), "{e}");
+        assert!(cfg(&[OK, &stream].concat()).is_ok());
+        // A recorded session replays without one.
+        assert!(cfg(&[&no_store[..], &stream, &[("TWEETLAKE_REPLAY_PATH", "events/x-api")]].concat()).is_ok());
     }
 
     #[test]
@@ -365,6 +388,7 @@ mod tests {
             ("TWEETLAKE_KAFKA_COMPRESSION", "snappy", "TWEETLAKE_KAFKA_COMPRESSION"),
             ("TWEETLAKE_INGEST_MODE", "firehose", "TWEETLAKE_INGEST_MODE"),
             ("TWEETLAKE_TOPIC_PARTITIONS", "0", "TWEETLAKE_TOPIC_PARTITIONS"),
+            ("TWEETLAKE_STREAM_SECONDS", "900", "TWEETLAKE_STREAM_SECONDS"),
         ] {
             let e = with(k, v);
             assert!(e.contains(msg), "{k}={v:?}: {e}");

@@ -1,5 +1,5 @@
 //! Tweetlake's ingest library: the scheduled function's logic. Data flows one way:
-//! [`rules`] → a source ([`xapi`] recent search or [`stream`], or [`replay`]) → [`collect`] (one
+//! [`rules`] → a source ([`xapi`] recent search or [`stream`] with its [`coverage`] fill, or [`replay`]) → [`collect`] (one
 //! envelope per tweet, every matching rule) → [`kafka`] (acknowledged by all replicas) → only then
 //! [`watermark`]. [`run`] ties them together for one invocation; `functions/ingest` is a thin wrapper.
 #![warn(missing_docs)]
@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod coverage;
 pub mod error;
 pub mod kafka;
 pub mod msk;

@@ -285,7 +285,16 @@ mod tests {
     use super::*;
 
     fn query(next_token: Option<String>) -> SearchQuery {
-        SearchQuery { tag: "t".into(), query: "#t".into(), since_id: None, until_id: None, next_token, max_results: 2 }
+        SearchQuery {
+            tag: "t".into(),
+            query: "#t".into(),
+            since_id: None,
+            until_id: None,
+            start_time: None,
+            end_time: None,
+            next_token,
+            max_results: 2,
+        }
     }
 
     fn page(rows: &[(&str, &str, &str)], users: &[&str]) -> String {

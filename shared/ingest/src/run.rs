@@ -4,11 +4,12 @@
 use crate::clock::{Clock, SystemClock};
 use crate::collect::Collector;
 use crate::config::{Bootstrap, IngestConfig, Mode, SourceConfig, TokenSource};
+use crate::coverage::{CoverageReport, fill_gaps};
 use crate::error::Error;
 use crate::kafka::{Delivered, KafkaProducer, KafkaSettings};
 use crate::msk::AuthMode;
 use crate::replay::{ReplaySearch, ReplayStream};
-use crate::search::{RuleOutcome, search_rules};
+use crate::search::{Pacer, RuleOutcome, search_rules};
 use crate::stream::{RulesSync, StreamReport, StreamSource, read_stream, sync_rules};
 use crate::watermark::{FileStore, S3Store, WatermarkStore, save_merged};
 use crate::xapi::{BearerToken, SearchSource, XClient};
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 use tweetlake_contract::envelope::IngestMeta;
+use tweetlake_contract::metrics::{Unit, emf_line};
 
 /// The run's JSON summary, which is also the Lambda function's response.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +35,9 @@ pub struct RunReport {
     /// The stream session, in filtered-stream mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamReport>,
+    /// The wall time the stream did not cover and its fill from recent search, in filtered-stream mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageReport>,
     /// Distinct tweets collected (a tweet matched by several rules counts once).
     pub tweets: usize,
     /// What Kafka acknowledged.
@@ -41,6 +46,20 @@ pub struct RunReport {
     pub watermarks_saved: bool,
     /// Work left for the next run: rules that stopped early, and why.
     pub left: Vec<String>,
+}
+
+impl RunReport {
+    /// The run's CloudWatch metrics as EMF log lines (namespace `Tweetlake`, dimension
+    /// `Function=ingest`): posts collected and produced, and in filtered-stream mode
+    /// `CoverageGapSeconds`, the wall time some rule still has not covered (the template alarms on it).
+    pub fn metric_lines(&self, timestamp_ms: i64) -> Vec<String> {
+        let mut metrics =
+            vec![("Tweets", self.tweets as u64, Unit::Count), ("Produced", self.produced.messages as u64, Unit::Count)];
+        if let Some(c) = &self.coverage {
+            metrics.push(("CoverageGapSeconds", c.coverage_gap_seconds, Unit::Seconds));
+        }
+        vec![emf_line(timestamp_ms, &[("Function", "ingest")], &metrics)]
+    }
 }
 
 /// An ingest function, ready to run: sources, producer and watermark store built from the settings.
@@ -178,6 +197,7 @@ impl Ingest {
             rules: Vec::new(),
             rules_sync: None,
             stream: None,
+            coverage: None,
             tweets: 0,
             produced: Delivered::default(),
             watermarks_saved: false,
@@ -206,17 +226,46 @@ impl Ingest {
                 }
                 let margin = chrono::Duration::from_std(settings.margin).unwrap_or_default();
                 let session = chrono::Duration::from_std(self.cfg.stream_session).unwrap_or_default();
-                let end = (clock.now() + session).min(deadline - margin);
-                report.stream = Some(read_stream(self.stream.as_ref(), &mut out, clock, end, self.cfg.stream).await);
+                let started = clock.now();
+                let end = (started + session).min(deadline - margin);
+                let stream = read_stream(self.stream.as_ref(), &mut out, clock, end, self.cfg.stream).await;
+                if let Some(store) = &self.store {
+                    // Loaded after the session, not before: a previous run still filling when this one
+                    // started has saved its coverage by now, so its windows are not searched twice.
+                    let (m, version) = store.load().await?;
+                    let mut pacer = Pacer::new(clock, deadline, settings);
+                    let (mark, coverage) = fill_gaps(
+                        self.search.as_ref(),
+                        &self.cfg.rules,
+                        &m.stream,
+                        started,
+                        &stream.connected,
+                        &mut out,
+                        &mut pacer,
+                    )
+                    .await?;
+                    report.left.extend(coverage.rules.iter().filter(|r| !r.pending.is_empty()).map(|r| {
+                        format!(
+                            "{}: {} stream window(s) to fill: {}",
+                            r.tag,
+                            r.pending.len(),
+                            r.stopped.as_deref().unwrap_or("incomplete")
+                        )
+                    }));
+                    report.coverage = Some(coverage);
+                    marks = Some((crate::watermark::Watermarks { stream: mark, ..m }, version));
+                }
+                report.stream = Some(stream);
             }
         }
         report.tweets = out.len();
-        report.left = report
-            .rules
-            .iter()
-            .filter(|r| !r.complete)
-            .map(|r| format!("{}: {}", r.tag, r.stopped.as_deref().unwrap_or("incomplete")))
-            .collect();
+        report.left.extend(
+            report
+                .rules
+                .iter()
+                .filter(|r| !r.complete)
+                .map(|r| format!("{}: {}", r.tag, r.stopped.as_deref().unwrap_or("incomplete"))),
+        );
         // Every message must be acknowledged before any watermark moves: a failure here returns the
         // error with the marks untouched, and the next run fetches the same tweets again.
         report.produced = self.producer.send_all(out.messages(), &out.unreadable, source, &run_id).await?;
@@ -231,6 +280,7 @@ impl Ingest {
             run_id,
             tweets = report.tweets,
             produced = report.produced.messages,
+            coverage_gap_seconds = report.coverage.as_ref().map(|c| c.coverage_gap_seconds),
             left = report.left.len(),
             "ingest run done"
         );

@@ -81,65 +81,71 @@ pub async fn search_rules(
     deadline: DateTime<Utc>,
     s: SearchSettings,
 ) -> Result<Vec<RuleOutcome>, Error> {
-    let mut pacer = Pacer { clock, deadline, margin: s.margin, blocked_until: None };
+    let mut pacer = Pacer::new(clock, deadline, s);
     let mut outcomes = Vec::with_capacity(rules.len());
     for rule in rules {
         let before = marks.mark(&rule.tag, &rule.value);
-        let matched = [MatchingRule { id: None, tag: Some(rule.tag.clone()) }];
-        let mut o = RuleOutcome {
+        let q = SearchQuery {
+            since_id: before.since_id,
+            until_id: before.gap.map(|g| g.until_id),
+            ..SearchQuery::new(rule, s.page_size)
+        };
+        let paged = pacer.page_through(source, q, out).await?;
+        outcomes.push(RuleOutcome {
             tag: rule.tag.clone(),
-            pages: 0,
-            tweets: 0,
-            api_errors: 0,
-            complete: false,
-            stopped: None,
-            after: before.clone(),
+            pages: paged.pages,
+            tweets: paged.tweets,
+            api_errors: paged.api_errors,
+            complete: paged.complete,
+            after: advance(&before, paged.complete, paged.newest, paged.oldest),
+            stopped: paged.stopped,
             before,
-        };
-        let mut q = SearchQuery {
-            tag: rule.tag.clone(),
-            query: rule.value.clone(),
-            since_id: o.before.since_id,
-            until_id: o.before.gap.map(|g| g.until_id),
-            next_token: None,
-            max_results: s.page_size,
-        };
-        let (mut newest, mut oldest): (Option<u64>, Option<u64>) = (None, None);
-        loop {
-            if o.pages >= s.max_pages_per_rule {
-                o.stopped = Some(format!("page cap: {} pages per rule per run", s.max_pages_per_rule));
-                break;
-            }
-            let page = match pacer.fetch(source, &q, s.attempts).await? {
-                Ok(p) => p,
-                Err(stop) => {
-                    o.stopped = Some(stop.describe());
-                    break;
-                }
-            };
-            o.pages += 1;
-            o.api_errors += page.errors.len();
-            o.tweets += page.data.len();
-            for id in page.data.iter().filter_map(|t| t.id.parse::<u64>().ok()) {
-                newest = newest.max(Some(id));
-                oldest = Some(oldest.map_or(id, |o| o.min(id)));
-            }
-            let next = page.meta.next_token.clone();
-            out.add(page.data, &page.includes, &matched);
-            match next {
-                Some(t) => q.next_token = Some(t),
-                None => {
-                    o.complete = true;
-                    break;
-                }
-            }
-        }
-        o.after = advance(&o.before, o.complete, newest, oldest);
-        outcomes.push(o);
+        });
     }
     Ok(outcomes)
 }
 
+impl SearchQuery {
+    /// The first page of `rule`'s search, with no id or time bounds.
+    pub fn new(rule: &Rule, page_size: u32) -> Self {
+        Self {
+            tag: rule.tag.clone(),
+            query: rule.value.clone(),
+            since_id: None,
+            until_id: None,
+            start_time: None,
+            end_time: None,
+            next_token: None,
+            max_results: page_size,
+        }
+    }
+}
+
+/// What paging through one query fetched.
+#[derive(Debug, Default)]
+pub struct Paged {
+    /// Pages fetched.
+    pub pages: u32,
+    /// Tweets the pages held.
+    pub tweets: usize,
+    /// Partial errors the API reported beside the data.
+    pub api_errors: usize,
+    /// Whether the last page was reached.
+    pub complete: bool,
+    /// Why paging stopped early.
+    pub stopped: Option<String>,
+    /// The newest and oldest tweet ids fetched.
+    pub newest: Option<u64>,
+    /// See `newest`.
+    pub oldest: Option<u64>,
+    /// The oldest `created_at` fetched: where a cut time-window search stopped.
+    pub oldest_created: Option<DateTime<Utc>>,
+}
+
+/// The rule whose query a page answered, as the tweets' `matching_rules`.
+fn matched(tag: &str) -> [MatchingRule; 1] {
+    [MatchingRule { id: None, tag: Some(tag.to_owned()) }]
+}
 /// The mark after a rule's search: a complete run closes the range it covered; a cut one records
 /// (or narrows) the gap below the oldest tweet it reached.
 pub fn advance(before: &RuleMark, complete: bool, newest: Option<u64>, oldest: Option<u64>) -> RuleMark {
@@ -165,18 +171,80 @@ pub fn advance(before: &RuleMark, complete: bool, newest: Option<u64>, oldest: O
 }
 
 /// Spaces requests by the rate-limit headers and keeps them inside the deadline.
-struct Pacer<'a> {
+pub struct Pacer<'a> {
     clock: &'a dyn Clock,
     deadline: DateTime<Utc>,
-    margin: Duration,
+    settings: SearchSettings,
     blocked_until: Option<DateTime<Utc>>,
 }
 
-impl Pacer<'_> {
+impl<'a> Pacer<'a> {
+    /// A pacer for one run: requests stop `settings.margin` before `deadline`.
+    pub fn new(clock: &'a dyn Clock, deadline: DateTime<Utc>, settings: SearchSettings) -> Self {
+        Self { clock, deadline, settings, blocked_until: None }
+    }
+
+    /// The clock requests are paced by.
+    pub fn clock(&self) -> &'a dyn Clock {
+        self.clock
+    }
+
+    /// The run's search settings.
+    pub fn settings(&self) -> SearchSettings {
+        self.settings
+    }
+
+    /// Fetches the query's pages into `out` (as matched by the query's rule) until the last page, the
+    /// page cap, the rate limit or the deadline.
+    pub async fn page_through(
+        &mut self,
+        source: &dyn SearchSource,
+        mut q: SearchQuery,
+        out: &mut Collector,
+    ) -> Result<Paged, Error> {
+        let matched = matched(&q.tag);
+        let mut p = Paged::default();
+        loop {
+            if p.pages >= self.settings.max_pages_per_rule {
+                p.stopped = Some(format!("page cap: {} pages per rule per run", self.settings.max_pages_per_rule));
+                return Ok(p);
+            }
+            let page = match self.fetch(source, &q).await? {
+                Ok(page) => page,
+                Err(stop) => {
+                    p.stopped = Some(stop.describe());
+                    return Ok(p);
+                }
+            };
+            p.pages += 1;
+            p.api_errors += page.errors.len();
+            p.tweets += page.data.len();
+            for t in &page.data {
+                if let Ok(id) = t.id.parse::<u64>() {
+                    p.newest = p.newest.max(Some(id));
+                    p.oldest = Some(p.oldest.map_or(id, |o| o.min(id)));
+                }
+                if let Some(at) = t.created_at.as_deref().and_then(|c| DateTime::parse_from_rfc3339(c).ok()) {
+                    let at = at.with_timezone(&Utc);
+                    p.oldest_created = Some(p.oldest_created.map_or(at, |o| o.min(at)));
+                }
+            }
+            let next = page.meta.next_token.clone();
+            out.add(page.data, &page.includes, &matched);
+            match next {
+                Some(t) => q.next_token = Some(t),
+                None => {
+                    p.complete = true;
+                    return Ok(p);
+                }
+            }
+        }
+    }
+
     /// Waits until `until` if that still leaves the margin before the deadline.
     async fn wait_until(&self, until: DateTime<Utc>) -> bool {
         let now = self.clock.now();
-        if until + self.margin >= self.deadline {
+        if until + self.settings.margin >= self.deadline {
             return false;
         }
         if until > now {
@@ -189,8 +257,8 @@ impl Pacer<'_> {
         &mut self,
         source: &dyn SearchSource,
         q: &SearchQuery,
-        attempts: u32,
     ) -> Result<Result<crate::xapi::SearchPage, Stop>, Error> {
+        let attempts = self.settings.attempts;
         let mut failures = 0;
         loop {
             if let Some(until) = self.blocked_until.take()
@@ -199,7 +267,7 @@ impl Pacer<'_> {
                 self.blocked_until = Some(until);
                 return Ok(Err(Stop::RateLimited(Some(until))));
             }
-            if self.clock.now() + self.margin >= self.deadline {
+            if self.clock.now() + self.settings.margin >= self.deadline {
                 return Ok(Err(Stop::Deadline));
             }
             let answer = match source.search(q).await {

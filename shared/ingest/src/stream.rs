@@ -6,6 +6,7 @@ use crate::clock::{Backoff, Clock, Failure};
 use crate::collect::Collector;
 use crate::error::Error;
 use crate::rules::Rule;
+use crate::watermark::Window;
 use crate::xapi::{ApiRule, Includes, Problem, XClient};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -81,6 +82,8 @@ pub struct StreamReport {
     pub backoff_ms: Vec<u64>,
     /// Why the session ended.
     pub ended: String,
+    /// When each connection was open, in order: the wall time the stream itself covered.
+    pub connected: Vec<Window>,
 }
 
 #[derive(Deserialize)]
@@ -146,17 +149,16 @@ pub async fn read_stream(
             }
             Ok(Connect::Stream(mut body)) => {
                 r.connections += 1;
+                let connected = clock.now();
                 let mut buf: Vec<u8> = Vec::new();
-                let cause = loop {
+                // `None`: the session's time is up; `Some(cause)`: the connection was lost.
+                let lost = loop {
                     let wait = s.silence.min(left(clock));
                     match tokio::time::timeout(wait, body.next()).await {
-                        Err(_) if left(clock).is_zero() => {
-                            r.ended = "session time is up".into();
-                            break 'session;
-                        }
-                        Err(_) => break format!("silent for {} s", s.silence.as_secs_f32()),
-                        Ok(None) => break "server closed the connection".to_owned(),
-                        Ok(Some(Err(e))) => break e,
+                        Err(_) if left(clock).is_zero() => break None,
+                        Err(_) => break Some(format!("silent for {} s", s.silence.as_secs_f32())),
+                        Ok(None) => break Some("server closed the connection".to_owned()),
+                        Ok(Some(Err(e))) => break Some(e),
                         Ok(Some(Ok(chunk))) => {
                             backoff.reset();
                             buf.extend_from_slice(&chunk);
@@ -169,9 +171,13 @@ pub async fn read_stream(
                         }
                     }
                     if left(clock).is_zero() {
-                        r.ended = "session time is up".into();
-                        break 'session;
+                        break None;
                     }
+                };
+                r.connected.push(Window { start: connected, end: clock.now() });
+                let Some(cause) = lost else {
+                    r.ended = "session time is up".into();
+                    break 'session;
                 };
                 tracing::warn!("stream connection lost: {cause}");
                 // A partial line at a disconnect is a truncated message: it never completes.

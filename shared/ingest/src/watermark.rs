@@ -8,6 +8,7 @@
 //! process function's dedup absorbs.
 
 use crate::error::Error;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +48,39 @@ impl RuleMark {
     }
 }
 
+/// A stretch of wall time, `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// First instant inside.
+    pub start: DateTime<Utc>,
+    /// First instant after.
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// Its length in seconds (0 when empty).
+    pub fn seconds(&self) -> f64 {
+        (self.end - self.start).num_milliseconds().max(0) as f64 / 1000.0
+    }
+}
+
+/// Where the filtered stream stands: what wall time its sessions and gap fills have covered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMark {
+    /// Every post created before this instant has been read, apart from the `pending` windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_until: Option<DateTime<Utc>>,
+    /// Windows a gap fill could not finish, by rule tag: the next run fills them first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Vec<Window>>,
+}
+
+impl StreamMark {
+    fn is_empty(&self) -> bool {
+        self.covered_until.is_none() && self.pending.is_empty()
+    }
+}
+
 /// Every rule's mark, by tag.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermarks {
@@ -54,6 +88,9 @@ pub struct Watermarks {
     pub v: u32,
     /// Marks by rule tag.
     pub rules: BTreeMap<String, RuleMark>,
+    /// The filtered stream's coverage (filtered-stream mode only).
+    #[serde(default, skip_serializing_if = "StreamMark::is_empty")]
+    pub stream: StreamMark,
 }
 
 impl Watermarks {
@@ -65,8 +102,12 @@ impl Watermarks {
         }
     }
 
-    /// Folds in another writer's marks: per rule, the further-advanced mark wins.
+    /// Folds in another writer's marks: per rule, the further-advanced mark wins; of two stream marks,
+    /// the one covering further.
     pub fn merge_from(&mut self, other: &Watermarks) {
+        if other.stream.covered_until > self.stream.covered_until {
+            self.stream = other.stream.clone();
+        }
         for (tag, theirs) in &other.rules {
             match self.rules.get(tag) {
                 Some(mine) if mine.value == theirs.value && mine.at_least(theirs) => {}
@@ -286,6 +327,24 @@ mod tests {
         assert_eq!(a.rules["y"], mark(Some(5), Some((30, 90))));
         assert_eq!(a.rules["z"], mark(Some(1), None));
         assert_eq!(a.mark("x", "other query"), RuleMark { value: "other query".into(), since_id: None, gap: None });
+    }
+
+    #[test]
+    fn merge_keeps_the_stream_mark_that_covers_further_and_old_objects_still_read() {
+        let at = |s: i64| DateTime::from_timestamp(1_764_244_800 + s, 0).unwrap();
+        let mut a =
+            Watermarks { stream: StreamMark { covered_until: Some(at(300)), ..Default::default() }, ..Default::default() };
+        let mut b = a.clone();
+        b.stream.covered_until = Some(at(600));
+        b.stream.pending.insert("x".into(), vec![Window { start: at(10), end: at(20) }]);
+        a.merge_from(&b);
+        assert_eq!(a.stream, b.stream);
+        b.stream.covered_until = Some(at(0));
+        a.merge_from(&b);
+        assert_eq!(a.stream.covered_until, Some(at(600)), "an older stream mark never wins");
+        let old: Watermarks = serde_json::from_str(r#"{"v":1,"rules":{}}"#).unwrap();
+        assert_eq!(old.stream, StreamMark::default());
+        assert!(!serde_json::to_string(&old).unwrap().contains("stream"), "recent-search objects stay as they were");
     }
 
     #[tokio::test]

@@ -128,6 +128,10 @@ pub struct SearchQuery {
     pub since_id: Option<u64>,
     /// Only tweets older than this id.
     pub until_id: Option<u64>,
+    /// Only tweets created at or after this instant (within the last 7 days).
+    pub start_time: Option<DateTime<Utc>>,
+    /// Only tweets created before this instant (at least 10 s ago).
+    pub end_time: Option<DateTime<Utc>>,
     /// Page token from the previous page's `meta.next_token`.
     pub next_token: Option<String>,
     /// Page size, 10-100.
@@ -365,6 +369,11 @@ impl SearchSource for XClient {
             }
             if let Some(u) = q.until_id {
                 params.push(("until_id", u.to_string()));
+            }
+            for (name, at) in [("start_time", q.start_time), ("end_time", q.end_time)] {
+                if let Some(t) = at {
+                    params.push((name, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                }
             }
             if let Some(t) = &q.next_token {
                 params.push(("next_token", t.clone()));

@@ -1,34 +1,8 @@
-//! CloudWatch Embedded Metric Format: metrics as structured log lines, no API calls from the Lambda.
+//! The process function's metrics: one processed batch as CloudWatch Embedded Metric Format lines.
 
 use crate::process::BatchSummary;
 use crate::quality::RULES;
-use serde_json::{Value, json};
-
-/// EMF namespace of every Tweetlake metric.
-pub const NAMESPACE: &str = "Tweetlake";
-
-/// One EMF log line with `metrics` (name → count) under the given dimensions.
-pub fn emf_line(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[(&str, u64)]) -> String {
-    let mut root = serde_json::Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-                "Metrics": metrics.iter().map(|(n, _)| json!({"Name": n, "Unit": "Count"})).collect::<Vec<_>>(),
-            }]
-        }),
-    );
-    for (k, v) in dimensions {
-        root.insert((*k).into(), Value::String((*v).into()));
-    }
-    for (n, v) in metrics {
-        root.insert((*n).into(), json!(v));
-    }
-    Value::Object(root).to_string()
-}
+use tweetlake_contract::metrics::{Unit, emf_line};
 
 /// The EMF lines of one processed batch: totals, then one line per quarantine rule that fired.
 /// The Lambda prints them to stdout, where CloudWatch Logs turns them into metrics.
@@ -39,15 +13,15 @@ pub fn batch_lines(s: &BatchSummary, timestamp_ms: i64) -> Vec<String> {
         timestamp_ms,
         &function,
         &[
-            ("RecordsIn", s.records_in as u64),
-            ("RowsWritten", s.rows_written as u64),
-            ("RedeliveredSkipped", s.redelivered_skipped as u64),
-            ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64),
-            ("EditedPostVersions", (s.later_versions + s.superseded_versions) as u64),
-            ("Unscored", s.unscored as u64),
-            ("Quarantined", quarantined as u64),
-            ("AggregateRows", s.aggregate_rows as u64),
-            ("OffsetGapsAccepted", s.offset_gaps_accepted.len() as u64),
+            ("RecordsIn", s.records_in as u64, Unit::Count),
+            ("RowsWritten", s.rows_written as u64, Unit::Count),
+            ("RedeliveredSkipped", s.redelivered_skipped as u64, Unit::Count),
+            ("DuplicatesSkipped", (s.duplicates_in_batch + s.duplicates_in_window) as u64, Unit::Count),
+            ("EditedPostVersions", (s.later_versions + s.superseded_versions) as u64, Unit::Count),
+            ("Unscored", s.unscored as u64, Unit::Count),
+            ("Quarantined", quarantined as u64, Unit::Count),
+            ("AggregateRows", s.aggregate_rows as u64, Unit::Count),
+            ("OffsetGapsAccepted", s.offset_gaps_accepted.len() as u64, Unit::Count),
         ],
     )];
     for rule in RULES {
@@ -55,7 +29,7 @@ pub fn batch_lines(s: &BatchSummary, timestamp_ms: i64) -> Vec<String> {
             lines.push(emf_line(
                 timestamp_ms,
                 &[("Function", "process"), ("Rule", rule.name)],
-                &[("QuarantinedByRule", n as u64)],
+                &[("QuarantinedByRule", n as u64, Unit::Count)],
             ));
         }
     }
@@ -65,16 +39,7 @@ pub fn batch_lines(s: &BatchSummary, timestamp_ms: i64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_is_valid_emf() {
-        let v: Value =
-            serde_json::from_str(&emf_line(5, &[("Function", "process"), ("Rule", "json")], &[("Quarantined", 3)])).unwrap();
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0], json!(["Function", "Rule"]));
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "Quarantined");
-        assert_eq!(v["Quarantined"], 3);
-        assert_eq!(v["Rule"], "json");
-    }
+    use serde_json::Value;
 
     #[test]
     fn one_line_per_fired_rule() {
