@@ -154,6 +154,30 @@ pub async fn fill_gaps(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the connections, every second from `from` to `until` is either trusted to a
+        /// connection or inside exactly one window: the stream and the fill together cover all of it.
+        #[test]
+        fn the_windows_and_the_trusted_connections_cover_every_second(
+            gaps in proptest::collection::vec((0i64..120, 0i64..400), 0..6),
+            from in 0i64..100,
+            span in 1i64..1500,
+        ) {
+            let mut t = 0;
+            let connected: Vec<Window> = gaps.iter().map(|&(gap, len)| { t += gap; let c = w(t, t + len); t += len; c }).collect();
+            let until = from + span;
+            let windows = uncovered(at(from), &connected, at(until));
+            prop_assert!(windows.windows(2).all(|p| p[0].end < p[1].start), "sorted and apart: {:?}", windows);
+            for s in from..until {
+                let (lo, hi) = (at(s), at(s + 1));
+                let filled = windows.iter().filter(|w| w.start <= lo && hi <= w.end).count();
+                let trusted = connected.iter().any(|c| c.start + overlap() <= lo && hi <= c.end - overlap());
+                prop_assert!(filled == 1 || (filled == 0 && trusted), "second {s}: {windows:?} {connected:?}");
+            }
+        }
+    }
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_764_244_800 + s, 0).unwrap()
