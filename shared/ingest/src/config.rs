@@ -106,7 +106,7 @@ pub struct IngestConfig {
     pub compression: String,
     /// `TWEETLAKE_KAFKA_MESSAGE_TIMEOUT_MS` (default 30000): unacknowledged longer fails the run.
     pub message_timeout: Duration,
-    /// `TWEETLAKE_WATERMARK_URI`: `s3://bucket/key` or a local file; required in recent-search mode.
+    /// `TWEETLAKE_WATERMARK_URI`: `s3://bucket/key` or a local file; required except when replaying a recorded stream session.
     pub watermark_uri: Option<String>,
     /// `TWEETLAKE_PAGE_SIZE`, `TWEETLAKE_MAX_PAGES_PER_RULE`, `TWEETLAKE_DEADLINE_MARGIN_SECS`.
     pub search: SearchSettings,
