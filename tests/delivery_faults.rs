@@ -171,3 +171,63 @@ async fn a_storage_failure_in_the_writer_is_retryable_and_the_retry_lands_once()
     assert_eq!(tweets["rows"].as_array().unwrap().len(), 20);
     assert_partials_match_recount(&tweets, &read_table(&t.aggregates, &[]));
 }
+
+/// A batch the event source mapping gave up on: it fails while storage is broken, the mapping stores it
+/// in its on-failure destination and moves on, so its offsets end up behind the tables' and delivering
+/// it again is skipped. Redriven after the fix it lands once (a post it repeats from an earlier offset
+/// excepted), and a second redrive changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_redriven_once_after_the_fix() {
+    let t = local_tables();
+    let p = processor(&t, &[("TWEETLAKE_OFFSET_GAP_GRACE_SECS", "0")]).await;
+    deliver(&p, &slice(0, 10), 1).await;
+    // Offsets 10–19, posted on another day; the last repeats post 9003, written from offset 3.
+    let mut failed: Vec<Rec> = (10..19)
+        .map(|o| Rec {
+            partition: 0,
+            offset: o,
+            timestamp_ms: 1_764_000_000_000 + o * 1000,
+            value: Some(envelope(&(8_000 + o).to_string(), "what a day for the #redrive", "2025-11-23T10:00:00Z", "test")),
+        })
+        .collect();
+    failed.push(Rec { offset: 19, ..good_recs(0, 3, 1, 9_003).remove(0) });
+    let failed = event(&failed);
+    let blocker = std::path::Path::new(&t.tweets).join("created_date=2025-11-23");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    for _ in 0..2 {
+        assert!(p.process_event(&failed).await.unwrap_err().is_retryable(), "the batch fails while storage is broken");
+    }
+    // Lambda's on-failure record for an S3 destination: the invocation's metadata and the event.
+    let on_failure = serde_json::json!({
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 2},
+        "version": "1.0",
+        "KafkaBatchInfo": {"topic": "tweets", "partition": 0, "firstRecordOffset": 10, "lastRecordOffset": 19},
+        "payload": serde_json::from_slice::<Value>(&failed).unwrap(),
+    })
+    .to_string();
+    // The mapping moves on; the offsets the failed batch held are accepted as a gap.
+    deliver(&p, &slice(20, 30), 5).await;
+    std::fs::remove_file(&blocker).unwrap();
+    let again = p.process_event(&failed).await.unwrap();
+    assert_eq!((again.rows_written, again.redelivered_skipped), (0, 10), "delivered again, the batch is skipped: {again:?}");
+
+    let r = p.redrive(on_failure.as_bytes()).await.unwrap();
+    assert_eq!((r.batch.rows_written, r.batch.duplicates_in_window), (9, 1), "{r:?}");
+    let topic = r.redrive_topics.replace('*', "tweets");
+    let redrive_txn = format!("tweetlake:{topic}:0");
+    let tweets = read_table(&t.tweets, &[P0, &redrive_txn]);
+    assert_eq!((tweets["txn"][P0].as_i64(), tweets["txn"][redrive_txn.as_str()].as_i64()), (Some(29), Some(19)));
+    let rows = tweets["rows"].as_array().unwrap();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r["tweet_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((rows.len(), ids.len()), (29, 29), "every post once");
+    let redriven: Vec<&Value> = rows.iter().filter(|r| r["kafka_topic"] == topic.as_str()).collect();
+    assert_eq!(redriven.len(), 9, "the redriven rows say where they came from");
+    assert_partials_match_recount(&tweets, &read_table(&t.aggregates, &[]));
+
+    let twice = p.redrive(on_failure.as_bytes()).await.unwrap();
+    assert_eq!((twice.batch.rows_written, twice.batch.redelivered_skipped), (0, 10), "{twice:?}");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 29);
+    assert!(p.redrive(b"{\"version\":\"1.0\"}").await.unwrap_err().to_string().contains("on-failure record"));
+}

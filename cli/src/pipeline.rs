@@ -22,6 +22,18 @@ pub enum Command {
         #[command(flatten)]
         tables: TableArgs,
     },
+    /// Replay batches the event source mapping gave up on (from its on-failure destination) through the
+    /// process function's pipeline, each once: a second redrive of the same batch changes nothing.
+    ///
+    /// Each file is a Lambda Kafka event or an on-failure record holding one under `payload` (copy it
+    /// from the failed-batches bucket with `aws s3 cp`). Prints one JSON summary per batch.
+    Redrive {
+        /// Failed-batch JSON files, redriven in the order given.
+        #[arg(long = "batch", required = true)]
+        batches: Vec<PathBuf>,
+        #[command(flatten)]
+        tables: TableArgs,
+    },
     /// Run the maintenance function once: expire old quarantine rows, compact, checkpoint, vacuum.
     ///
     /// Settings come from the same environment variables as the Lambda (TWEETLAKE_VACUUM_RETENTION_HOURS,
@@ -233,7 +245,8 @@ pub enum TopicCommand {
 /// Runs a pipeline command.
 pub async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Process { events, tables } => run_process(events, tables).await,
+        Command::Process { events, tables } => run_process(events, tables, false).await,
+        Command::Redrive { batches, tables } => run_process(batches, tables, true).await,
         Command::Maintain { tables } => {
             let cfg = tweetlake_pipeline::MaintenanceConfig::from_lookup(tables.overrides().lookup())?;
             let report = tweetlake_pipeline::maintenance::run(&cfg, chrono::Utc::now()).await?;
@@ -295,19 +308,25 @@ pub async fn run(command: Command) -> Result<()> {
     }
 }
 
-async fn run_process(events: Vec<PathBuf>, tables: TableArgs) -> Result<()> {
+/// Processes (or, with `redrive`, redrives) each event file in order, printing one JSON summary each.
+async fn run_process(events: Vec<PathBuf>, tables: TableArgs, redrive: bool) -> Result<()> {
     let cfg = tweetlake_pipeline::ProcessConfig::from_lookup(tables.overrides().lookup())?;
     let processor = tweetlake_pipeline::Processor::new(cfg).await?;
+    let flag = if redrive { "--batch" } else { "--event" };
     for path in events {
-        let payload = std::fs::read(&path).with_context(|| format!("reading --event {}", path.display()))?;
-        let summary = processor.process_event(payload).await.map_err(|e| {
+        let payload = std::fs::read(&path).with_context(|| format!("reading {flag} {}", path.display()))?;
+        let summary = match redrive {
+            true => processor.redrive(&payload).await.map(|s| serde_json::to_value(s).expect("serialisable")),
+            false => processor.process_event(payload).await.map(|s| serde_json::to_value(s).expect("serialisable")),
+        };
+        let summary = summary.map_err(|e| {
             let kind = match e.is_retryable() {
                 true => "retryable: running the same event again may succeed",
                 false => "not retryable: the event or a setting must change first",
             };
             anyhow::anyhow!("processing {}: {e} ({kind})", path.display())
         })?;
-        println!("{}", serde_json::to_string(&summary)?);
+        println!("{summary}");
     }
     Ok(())
 }

@@ -6,7 +6,11 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use tweetlake_pipeline::{BatchSummary, Error, ProcessConfig, Processor};
+use tweetlake_pipeline::{Error, ProcessConfig, Processor};
+
+/// The key of a redrive request, `{"tweetlake_redrive": <failed batch>}`: the batch is a Kafka event or
+/// the on-failure record holding one.
+const REDRIVE: &str = "tweetlake_redrive";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -31,11 +35,28 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let p = Arc::clone(&processor);
         async move {
-            let summary = p.process_event(event.payload.get()).await?;
+            let raw = event.payload.get();
+            // A redrive request, invoked by hand, replays a batch the mapping gave up on.
+            let redrive = match raw.contains(REDRIVE) {
+                true => serde_json::from_str::<std::collections::HashMap<String, Box<RawValue>>>(raw)
+                    .ok()
+                    .and_then(|mut m| m.remove(REDRIVE)),
+                false => None,
+            };
+            let (summary, response) = match redrive {
+                Some(batch) => {
+                    let s = p.redrive(batch.get().as_bytes()).await?;
+                    (s.batch.clone(), serde_json::to_value(s))
+                }
+                None => {
+                    let s = p.process_event(raw).await?;
+                    (s.clone(), serde_json::to_value(s))
+                }
+            };
             for line in tweetlake_pipeline::metrics::batch_lines(&summary, now_ms()) {
                 println!("{line}");
             }
-            Ok::<BatchSummary, Error>(summary)
+            Ok::<serde_json::Value, Error>(response.expect("summaries serialise"))
         }
     }))
     .await

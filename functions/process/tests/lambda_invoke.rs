@@ -30,4 +30,20 @@ fn cargo_lambda_invoke_with_sample_events() {
     assert_eq!(table["txn"]["tweetlake:tweets:0"], 127);
     assert_eq!(table["txn"]["tweetlake:tweets:1"], 215);
     assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 21);
+
+    // The redrive path: the MSK batch again, as an on-failure record. Its posts are already written, so
+    // the dedup keeps them out; the records it quarantined are quarantined again, never dropped.
+    let request = std::env::temp_dir().join(format!("tweetlake-redrive-{}.json", std::process::id()));
+    let batch: serde_json::Value = serde_json::from_slice(&sample_event("msk-batch.json")).unwrap();
+    let body =
+        serde_json::json!({"tweetlake_redrive": {"requestContext": {"condition": "RetryAttemptsExhausted"}, "payload": batch}});
+    std::fs::write(&request, body.to_string()).unwrap();
+    let redrive = f.invoke(request.to_str().unwrap());
+    assert!(redrive["redrive_topics"].as_str().unwrap().starts_with("redrive."), "{redrive}");
+    assert_eq!((redrive["rows_written"].as_u64(), redrive["duplicates_in_window"].as_u64()), (Some(0), Some(20)), "{redrive}");
+    let again = f.invoke(request.to_str().unwrap());
+    assert_eq!(again["redelivered_skipped"], 27, "a second redrive changes nothing: {again}");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 22);
+    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 27);
+    std::fs::remove_file(&request).unwrap();
 }

@@ -58,6 +58,12 @@ pub async fn load_windows(tweets: &DeltaSink, held: &PerPartition<Coverage>) -> 
     Ok(windows)
 }
 
+/// The tweet ids in the window the tables currently record for `tp` (empty when it has none).
+pub async fn current_ids(tweets: &DeltaSink, tp: &TopicPartition) -> Result<HashMap<u64, i64, Fast>, Error> {
+    let held = tweets.coverage(std::slice::from_ref(tp), |_, _| true).await?;
+    Ok(load_windows(tweets, &held).await?.remove(tp).map(|w| w.ids).unwrap_or_default())
+}
+
 /// Stores a partition's window under the coverage it is valid for. Called before the commit that
 /// makes that coverage current, so whichever coverage the table records has its window stored.
 pub async fn save_window(tweets: &DeltaSink, tp: &TopicPartition, coverage: &Coverage, window: &SeenIds) -> Result<(), Error> {

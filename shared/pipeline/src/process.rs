@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::offsets::{Coverage, PerPartition, TopicPartition};
 use crate::post::{Languages, Post};
 use crate::quality::{QualityConfig, check};
+use crate::redrive;
 use crate::tables::Stamp;
 use crate::tables::quarantine::QuarantineRow;
 use crate::tables::tweets::TweetRow;
@@ -65,6 +66,16 @@ pub struct BatchSummary {
     pub committed_versions: CommittedVersions,
     /// Last offset recorded per `topic-partition` after this batch.
     pub offsets: BTreeMap<String, i64>,
+}
+
+/// What a redrive wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedriveSummary {
+    /// The topic names its rows and offsets are recorded under (`redrive.{id}.` and the original topic).
+    pub redrive_topics: String,
+    /// As for any batch; `redelivered_skipped` counts everything when the batch was redriven before.
+    #[serde(flatten)]
+    pub batch: BatchSummary,
 }
 
 /// A long-lived processor: the Lambda builds one at start and reuses it for every invocation.
@@ -147,10 +158,47 @@ impl Processor {
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`: reads
     /// what the tables hold, runs the stages, commits by the protocol of [`crate::commit`].
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
+        self.run(records, now, &HashMap::new()).await
+    }
+
+    /// Replays a batch the event source mapping gave up on (a Kafka event, or the on-failure record
+    /// holding one) under its own topic name (see [`crate::redrive`]). A second redrive of the same batch
+    /// changes nothing.
+    pub async fn redrive(&self, payload: &[u8]) -> Result<RedriveSummary, Error> {
+        let (_, mut records) = decode_event(&redrive::batch_of(payload)?)?;
+        let id = redrive::redrive_id(&records);
+        let mut origins = HashMap::new();
+        for rec in &mut records {
+            let topic = redrive::redrive_topic(&id, &rec.topic);
+            origins
+                .entry(TopicPartition::new(topic.clone(), rec.partition))
+                .or_insert_with(|| TopicPartition::new(rec.topic.clone(), rec.partition));
+            rec.topic = topic;
+        }
+        tracing::info!(redrive = %id, records = records.len(), "redriving a failed batch");
+        let batch = self.run(records, Utc::now(), &origins).await?;
+        Ok(RedriveSummary { redrive_topics: redrive::redrive_topic(&id, "*"), batch })
+    }
+
+    /// [`Self::process_records`], where `origins` maps a redrive's partitions to the partitions its
+    /// records came from: a redrive partition seen for the first time starts its dedup window with the
+    /// original's tweet ids.
+    async fn run(
+        &self,
+        records: Vec<RawRecord>,
+        now: DateTime<Utc>,
+        origins: &HashMap<TopicPartition, TopicPartition>,
+    ) -> Result<BatchSummary, Error> {
         let ranges = ranges(&records);
         let mut tables = self.tables.lock().await;
         let held = tables.read(&ranges, self.cfg.offset_gap_grace_secs, now).await?;
         let mut windows = dedup::load_windows(&tables.tweets, &held.tweets).await?;
+        for (redriven, origin) in origins {
+            if !windows.contains_key(redriven) {
+                let ids = dedup::current_ids(&tables.tweets, origin).await?;
+                windows.insert(redriven.clone(), SeenIds { through_offset: -1, ids, ..SeenIds::default() });
+            }
+        }
         let stages = Stages { model: &self.model, quality: &self.cfg.quality, languages: &self.cfg.languages };
         let Transformed { rows, rejected, mut summary } =
             transform(&stages, records, &held.tweets, &held.quarantine, &mut windows, now);
