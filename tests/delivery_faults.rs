@@ -231,3 +231,42 @@ async fn a_failed_batch_is_redriven_once_after_the_fix() {
     assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 29);
     assert!(p.redrive(b"{\"version\":\"1.0\"}").await.unwrap_err().to_string().contains("on-failure record"));
 }
+
+/// A limit set too low quarantines a batch; once it is raised, the rule's quarantined records are read
+/// back from the quarantine table and redriven: they land once, the quarantine shows where each went,
+/// and a second redrive changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantined_records_are_redriven_once_after_their_rule_is_fixed() {
+    let t = local_tables();
+    let strict = processor(&t, &[("TWEETLAKE_MAX_TEXT_CHARS", "20")]).await;
+    let s = strict.process_event(slice(0, 5)).await.unwrap();
+    assert_eq!((s.rows_written, s.quarantined.get("text_length")), (0, Some(&5)), "{s:?}");
+    drop(strict);
+
+    let fixed = processor(&t, &[]).await;
+    let storage = std::collections::HashMap::new();
+    let records = tweetlake_local::redrive::quarantined(&t.quarantine, &storage, "text_length").await.unwrap();
+    assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..5).collect::<Vec<_>>());
+    let r = fixed.redrive_quarantined(records).await.unwrap();
+    assert_eq!((r.batch.rows_written, r.batch.quarantined.get("redriven")), (5, Some(&5)), "{r:?}");
+    let topic = r.redrive_topics.replace('*', "tweets");
+    let tweets = read_table(&t.tweets, &[]);
+    let rows = tweets["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|row| row["kafka_topic"] == topic.as_str()), "{topic}");
+    assert_partials_match_recount(&tweets, &read_table(&t.aggregates, &[]));
+    // Each quarantined record keeps its row, and a `redriven` row at the same position says where it went.
+    let quarantine = read_table(&t.quarantine, &[]);
+    let q = quarantine["rows"].as_array().unwrap();
+    let marks: Vec<&Value> = q.iter().filter(|row| row["rule"] == "redriven").collect();
+    assert_eq!((q.len(), marks.len()), (10, 5));
+    assert!(marks.iter().all(|m| m["kafka_topic"] == "tweets" && m["error"].as_str().unwrap().contains(&topic)), "{marks:?}");
+
+    let again = tweetlake_local::redrive::quarantined(&t.quarantine, &storage, "text_length").await.unwrap();
+    assert_eq!(again.len(), 5, "the marks are not records to redrive");
+    let twice = fixed.redrive_quarantined(again).await.unwrap();
+    assert_eq!((twice.batch.rows_written, twice.batch.redelivered_skipped), (0, 5), "{twice:?}");
+    assert!(twice.batch.quarantined.is_empty(), "{twice:?}");
+    assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 5);
+    assert_eq!(read_table(&t.quarantine, &[])["rows"].as_array().unwrap().len(), 10);
+}

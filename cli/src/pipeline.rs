@@ -22,15 +22,19 @@ pub enum Command {
         #[command(flatten)]
         tables: TableArgs,
     },
-    /// Replay batches the event source mapping gave up on (from its on-failure destination) through the
-    /// process function's pipeline, each once: a second redrive of the same batch changes nothing.
+    /// Replay batches the event source mapping gave up on (from its on-failure destination), or the
+    /// records a quality rule quarantined once the rule is fixed, through the process function's
+    /// pipeline, each once: a second redrive of the same records changes nothing.
     ///
-    /// Each file is a Lambda Kafka event or an on-failure record holding one under `payload` (copy it
-    /// from the failed-batches bucket with `aws s3 cp`). Prints one JSON summary per batch.
+    /// A batch file is a Lambda Kafka event or an on-failure record holding one under `payload` (copy it
+    /// from the failed-batches bucket with `aws s3 cp`). Prints one JSON summary per redrive.
     Redrive {
         /// Failed-batch JSON files, redriven in the order given.
-        #[arg(long = "batch", required = true)]
+        #[arg(long = "batch", required_unless_present = "quarantined")]
         batches: Vec<PathBuf>,
+        /// Redrive every record the quarantine table holds for this rule (e.g. `text_length`).
+        #[arg(long, conflicts_with = "batches")]
+        quarantined: Option<String>,
         #[command(flatten)]
         tables: TableArgs,
     },
@@ -246,7 +250,18 @@ pub enum TopicCommand {
 pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Process { events, tables } => run_process(events, tables, false).await,
-        Command::Redrive { batches, tables } => run_process(batches, tables, true).await,
+        Command::Redrive { quarantined: Some(rule), tables, .. } => {
+            let cfg = tweetlake_pipeline::ProcessConfig::from_lookup(tables.overrides().lookup())?;
+            let t = cfg.tables.clone();
+            let records = tweetlake_local::redrive::quarantined(&t.quarantine, &t.storage_options, &rule).await?;
+            if records.is_empty() {
+                bail!("--quarantined {rule}: the quarantine table holds no record of that rule");
+            }
+            let summary = tweetlake_pipeline::Processor::new(cfg).await?.redrive_quarantined(records).await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Redrive { batches, tables, .. } => run_process(batches, tables, true).await,
         Command::Maintain { tables } => {
             let cfg = tweetlake_pipeline::MaintenanceConfig::from_lookup(tables.overrides().lookup())?;
             let report = tweetlake_pipeline::maintenance::run(&cfg, chrono::Utc::now()).await?;

@@ -34,4 +34,22 @@ fn a_redriven_batch_lands_once() {
     assert!(topics.starts_with("redrive.") && topics.ends_with(".*"), "{topics}");
     let second = tweetlake(&args);
     assert_eq!((second["rows_written"].as_u64(), second["redelivered_skipped"].as_u64()), (Some(0), Some(27)), "{second}");
+
+    // The batch's records that no rule fix can save: redriven, they are quarantined again and marked.
+    let table_args = ["--table", tweets.to_str().unwrap(), "--quarantine", quarantine.to_str().unwrap()];
+    let rule = first["quarantined"].as_object().unwrap().keys().next().unwrap().clone();
+    let n = first["quarantined"][&rule].as_u64().unwrap();
+    let q = tweetlake(&[&["redrive", "--quarantined", &rule][..], &table_args].concat());
+    assert_eq!(
+        (q["rows_written"].as_u64(), q["quarantined"][&rule].as_u64(), q["quarantined"]["redriven"].as_u64()),
+        (Some(0), Some(n), Some(n)),
+        "{q}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tweetlake"))
+        .args([&["redrive", "--quarantined", "no_such_rule"][..], &table_args].concat())
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no_such_rule"));
 }

@@ -158,36 +158,55 @@ impl Processor {
     /// Runs the pipeline on decoded records (sorted by topic, partition, offset) at time `now`: reads
     /// what the tables hold, runs the stages, commits by the protocol of [`crate::commit`].
     pub async fn process_records(&self, records: Vec<RawRecord>, now: DateTime<Utc>) -> Result<BatchSummary, Error> {
-        self.run(records, now, &HashMap::new()).await
+        self.run(records, now, &HashMap::new(), Vec::new()).await
     }
 
     /// Replays a batch the event source mapping gave up on (a Kafka event, or the on-failure record
     /// holding one) under its own topic name (see [`crate::redrive`]). A second redrive of the same batch
     /// changes nothing.
     pub async fn redrive(&self, payload: &[u8]) -> Result<RedriveSummary, Error> {
-        let (_, mut records) = decode_event(&redrive::batch_of(payload)?)?;
+        let (_, records) = decode_event(&redrive::batch_of(payload)?)?;
+        self.redrive_records(records, false).await
+    }
+
+    /// Redrives records the quarantine table holds (see `tweetlake_local::redrive::quarantined`), after
+    /// the rule that rejected them was fixed: each lands in the tweets table or is quarantined again
+    /// under the redrive's topic, and the first redrive of them adds a `redriven` quarantine row at each
+    /// record's original position naming where it went, so a query of the quarantine shows it.
+    pub async fn redrive_quarantined(&self, records: Vec<RawRecord>) -> Result<RedriveSummary, Error> {
+        self.redrive_records(records, true).await
+    }
+
+    async fn redrive_records(&self, mut records: Vec<RawRecord>, mark: bool) -> Result<RedriveSummary, Error> {
         let id = redrive::redrive_id(&records);
         let mut origins = HashMap::new();
+        let mut marks = Vec::new();
         for rec in &mut records {
             let topic = redrive::redrive_topic(&id, &rec.topic);
             origins
                 .entry(TopicPartition::new(topic.clone(), rec.partition))
                 .or_insert_with(|| TopicPartition::new(rec.topic.clone(), rec.partition));
+            if mark {
+                marks.push(redrive::mark(rec, &topic));
+            }
             rec.topic = topic;
         }
-        tracing::info!(redrive = %id, records = records.len(), "redriving a failed batch");
-        let batch = self.run(records, Utc::now(), &origins).await?;
+        // The redrive's records are sorted by their new topic as a batch is.
+        records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        tracing::info!(redrive = %id, records = records.len(), "redriving");
+        let batch = self.run(records, Utc::now(), &origins, marks).await?;
         Ok(RedriveSummary { redrive_topics: redrive::redrive_topic(&id, "*"), batch })
     }
 
     /// [`Self::process_records`], where `origins` maps a redrive's partitions to the partitions its
     /// records came from: a redrive partition seen for the first time starts its dedup window with the
-    /// original's tweet ids.
+    /// original's tweet ids, and `marks` are added to the quarantine rows the first time.
     async fn run(
         &self,
         records: Vec<RawRecord>,
         now: DateTime<Utc>,
         origins: &HashMap<TopicPartition, TopicPartition>,
+        marks: Vec<QuarantineRow>,
     ) -> Result<BatchSummary, Error> {
         let ranges = ranges(&records);
         let mut tables = self.tables.lock().await;
@@ -200,8 +219,13 @@ impl Processor {
             }
         }
         let stages = Stages { model: &self.model, quality: &self.cfg.quality, languages: &self.cfg.languages };
-        let Transformed { rows, rejected, mut summary } =
+        let Transformed { rows, mut rejected, mut summary } =
             transform(&stages, records, &held.tweets, &held.quarantine, &mut windows, now);
+        // Committed with the redrive's quarantine coverage, so a redrive seen before adds none again.
+        if !marks.is_empty() && origins.keys().all(|tp| !held.quarantine.contains_key(tp)) {
+            *summary.quarantined.entry(redrive::REDRIVEN.to_owned()).or_default() += marks.len();
+            rejected.extend(marks);
+        }
         let stamp = Stamp { now, model_version: self.model.version() };
         let done = tables.commit(&ranges, &held, rows, rejected, windows, &self.cfg.dedup, &stamp).await?;
         summary.record(done, held.gaps_accepted, &ranges);

@@ -9,10 +9,31 @@
 //! already written from another offset is not written twice).
 
 use crate::decode::{DecodeError, RawRecord};
+use crate::tables::quarantine::QuarantineRow;
 use serde_json::Value;
 
 /// Prefix of a redrive's topic names.
 pub const PREFIX: &str = "redrive.";
+
+/// The `rule` of the quarantine row that marks a quarantined record as redriven.
+pub const REDRIVEN: &str = "redriven";
+
+/// The quarantine row recording that `rec` (at its original position) was redriven under `topic`.
+pub fn mark(rec: &RawRecord, topic: &str) -> QuarantineRow {
+    QuarantineRow {
+        kafka_topic: rec.topic.clone(),
+        kafka_partition: rec.partition,
+        kafka_offset: rec.offset,
+        kafka_timestamp_ms: rec.timestamp_ms,
+        key: rec.key.clone(),
+        payload: None,
+        rule: REDRIVEN,
+        error: format!(
+            "redriven as {topic} offset {}: the tweets table has it, or the quarantine again under that topic",
+            rec.offset
+        ),
+    }
+}
 
 /// The Kafka event inside `payload`: the event itself, or the `payload` of a Lambda on-failure record
 /// (what an S3 on-failure destination stores: the invocation's metadata and, under `payload`, the event).
