@@ -3,6 +3,7 @@
 //! the Glue type of each Delta type, the same partition columns, and the same locations.
 
 use serde_json::Value;
+use std::collections::BTreeSet;
 use tweetlake_tests::infra::{glue_table, sub_text, template};
 use tweetlake_tests::*;
 
@@ -69,4 +70,67 @@ async fn glue_tables_match_the_written_delta_tables() {
             assert_eq!(format!("{}/", sub_text(env)), glue.location, "{function} {env_var} is the Glue location of {glue_name}");
         }
     }
+}
+
+/// `(Function dimension, metric name)` of every metric the EMF lines declare.
+fn declared(lines: &[String]) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for m in v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            out.insert((v["Function"].as_str().unwrap().to_owned(), m["Name"].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alarm_on_a_tweetlake_metric_watches_one_a_function_emits() {
+    let mut batch = tweetlake_pipeline::BatchSummary::default();
+    batch.quarantined.insert("json".into(), 1);
+    let mut emitted = declared(&tweetlake_pipeline::metrics::batch_lines(&batch, 0));
+    let coverage = tweetlake_ingest::coverage::CoverageReport {
+        from: None,
+        covered_until: chrono::Utc::now(),
+        stream_seconds: 0.0,
+        windows: vec![],
+        rules: vec![],
+        coverage_gap_seconds: 0,
+    };
+    let run = tweetlake_ingest::RunReport {
+        run_id: "r".into(),
+        source: "filtered_stream".into(),
+        rules: vec![],
+        rules_sync: None,
+        stream: None,
+        coverage: Some(coverage),
+        tweets: 0,
+        produced: Default::default(),
+        watermarks_saved: true,
+        left: vec![],
+    };
+    emitted.extend(declared(&run.metric_lines(0)));
+
+    // Every alarm of the stack on namespace Tweetlake, alone or inside a metric-math expression.
+    let tpl = template();
+    let mut watched = BTreeSet::new();
+    for (name, resource) in tpl["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let p = &resource["Properties"];
+        let stats: Vec<&serde_norway::Value> = match p["Metrics"].as_sequence() {
+            Some(ms) => ms.iter().map(|m| &m["MetricStat"]["Metric"]).collect(),
+            None => vec![p],
+        };
+        for m in stats.into_iter().filter(|m| m["Namespace"].as_str() == Some("Tweetlake")) {
+            let function =
+                m["Dimensions"].as_sequence().unwrap().iter().find(|d| d["Name"].as_str() == Some("Function")).unwrap();
+            let key = (function["Value"].as_str().unwrap().to_owned(), m["MetricName"].as_str().unwrap().to_owned());
+            assert!(emitted.contains(&key), "{name:?} watches {key:?}, which no function emits: {emitted:?}");
+            watched.insert(key);
+        }
+    }
+    assert!(watched.contains(&("ingest".to_owned(), "CoverageGapSeconds".to_owned())), "{watched:?}");
+    assert!(watched.contains(&("process".to_owned(), "Quarantined".to_owned())), "{watched:?}");
 }
