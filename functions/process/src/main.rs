@@ -12,8 +12,12 @@ use tweetlake_pipeline::{Error, ProcessConfig, Processor};
 /// the on-failure record holding one.
 const REDRIVE: &str = "tweetlake_redrive";
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// Prints a batch's CloudWatch embedded-metric lines to stdout, where CloudWatch Logs picks them up.
+fn print_metrics(summary: &tweetlake_pipeline::BatchSummary) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    for line in tweetlake_pipeline::metrics::batch_lines(summary, now_ms) {
+        println!("{line}");
+    }
 }
 
 // The pipeline allocates per record (strings, Arrow buffers); glibc's malloc and free were ~15 % of the
@@ -43,19 +47,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     .and_then(|mut m| m.remove(REDRIVE)),
                 false => None,
             };
-            let (summary, response) = match redrive {
+            let response = match redrive {
                 Some(batch) => {
                     let s = p.redrive(batch.get().as_bytes()).await?;
-                    (s.batch.clone(), serde_json::to_value(s))
+                    print_metrics(&s.batch);
+                    serde_json::to_value(s)
                 }
                 None => {
                     let s = p.process_event(raw).await?;
-                    (s.clone(), serde_json::to_value(s))
+                    print_metrics(&s);
+                    serde_json::to_value(s)
                 }
             };
-            for line in tweetlake_pipeline::metrics::batch_lines(&summary, now_ms()) {
-                println!("{line}");
-            }
             Ok::<serde_json::Value, Error>(response.expect("summaries serialise"))
         }
     }))

@@ -193,7 +193,8 @@ fn decode(mut event: KafkaEvent) -> Result<(KafkaEvent, Vec<RawRecord>), DecodeE
     Ok((event, out))
 }
 
-fn sort(records: &mut [RawRecord]) {
+/// Puts records in batch order: by topic, partition, offset (the order every stage expects).
+pub(crate) fn sort(records: &mut [RawRecord]) {
     records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
 }
 

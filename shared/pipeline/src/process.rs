@@ -191,8 +191,8 @@ impl Processor {
             }
             rec.topic = topic;
         }
-        // The redrive's records are sorted by their new topic as a batch is.
-        records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        // Renamed, the records are put back in batch order.
+        crate::decode::sort(&mut records);
         tracing::info!(redrive = %id, records = records.len(), "redriving");
         let batch = self.run(records, Utc::now(), &origins, marks).await?;
         Ok(RedriveSummary { redrive_topics: redrive::redrive_topic(&id, "*"), batch })
