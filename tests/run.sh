@@ -12,8 +12,10 @@ if [[ -d $CARGO_TARGET_DIR ]] && (( $(du -s "$CARGO_TARGET_DIR" | cut -f1) > 40 
   rm -rf "$CARGO_TARGET_DIR"/*/incremental
   find "$CARGO_TARGET_DIR"/*/deps -maxdepth 1 -type f -perm -u+x ! -name '*.so' ! -name '*.rlib' ! -name '*.d' -delete
 fi
-# Style and lints first: they fail in seconds, before the long build.
+# Style and lints first: they fail in seconds, before the long build. Clippy compiles librdkafka, which
+# needs Debian packages (cmake, the OpenSSL and curl headers) that a fresh machine may lack.
 cargo fmt --all --check
+infra/local/stack.sh install
 cargo clippy --workspace --all-targets --locked -- -D warnings
 infra/local/stack.sh iac
 infra/local/stack.sh spark
