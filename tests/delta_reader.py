@@ -4,7 +4,8 @@ binding, with its own log replay and Parquet reader via pyarrow), not the Rust c
 
     delta_reader.py mkbucket NAME                 create an S3 bucket on the endpoint in AWS_ENDPOINT_URL
     delta_reader.py read URI [APP_ID ...]         print the table as JSON: version, protocol, partition
-                                                  columns, schema, rows and the txn version of each APP_ID
+                                                  columns, schema, rows, the txn version of each APP_ID,
+                                                  live and stored data files
 """
 import json
 import os
@@ -41,18 +42,27 @@ def plain(v):
     return v
 
 
-def checkpoints(uri, opts):
-    """Names of the checkpoint files in the table's _delta_log, listed with pyarrow's own filesystem."""
+def listing(uri, opts, sub, recursive):
+    """File infos under the table's folder `sub` ("" for the root), listed with pyarrow's own filesystem."""
     from pyarrow import fs
 
     if uri.startswith("s3"):
         s3 = fs.S3FileSystem(endpoint_override=opts["AWS_ENDPOINT_URL"], region=opts["AWS_REGION"],
                              access_key=opts["AWS_ACCESS_KEY_ID"], secret_key=opts["AWS_SECRET_ACCESS_KEY"], scheme="http")
-        path, filesystem = uri.split("://", 1)[1] + "/_delta_log", s3
+        path, filesystem = uri.split("://", 1)[1] + sub, s3
     else:
-        path, filesystem = uri + "/_delta_log", fs.LocalFileSystem()
-    infos = filesystem.get_file_info(fs.FileSelector(path))
-    return sorted(i.base_name for i in infos if ".checkpoint." in i.base_name)
+        path, filesystem = uri + sub, fs.LocalFileSystem()
+    return filesystem.get_file_info(fs.FileSelector(path, recursive=recursive))
+
+
+def checkpoints(uri, opts):
+    """Names of the checkpoint files in the table's _delta_log."""
+    return sorted(i.base_name for i in listing(uri, opts, "/_delta_log", False) if ".checkpoint." in i.base_name)
+
+
+def stored_files(uri, opts):
+    """Data files in storage, live or not: what a vacuum has not deleted yet."""
+    return sum(1 for i in listing(uri, opts, "", True) if i.base_name.endswith(".parquet") and "/_delta_log/" not in i.path)
 
 
 def read(uri, app_ids):
@@ -74,6 +84,7 @@ def read(uri, app_ids):
         "txn": {a: dt.transaction_version(a) for a in app_ids},
         "files": len(dt.file_uris()),
         "checkpoints": checkpoints(uri, opts),
+        "stored_files": stored_files(uri, opts),
     }
     print(json.dumps(out))
 

@@ -6,29 +6,16 @@
 
 use chrono::{Duration as CDuration, Utc};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use tweetlake_ingest::{Ingest, IngestConfig};
+use std::collections::BTreeMap;
 use tweetlake_pipeline::process::EMBEDDED_MODEL;
 use tweetlake_sentiment::{Model, normalize};
 use tweetlake_tests::kafka::{as_event, bootstrap, new_topic, produce_keyed, read_all};
 use tweetlake_tests::posts::{self, EDIT_TEXTS, Ids};
 use tweetlake_tests::recount::assert_partials_match_recount;
-use tweetlake_tests::xapi_server::{TOKEN, XApiServer};
+use tweetlake_tests::xapi_server::XApiServer;
 use tweetlake_tests::{deliver, envelope, processor, read_table, s3_tables};
 
 const RULE: &str = "#fidelity";
-
-async fn ingest(server: &XApiServer, topic: &str, watermarks: &str) -> Ingest {
-    let env: HashMap<&str, String> = HashMap::from([
-        ("TWEETLAKE_RULES", format!("fid: {RULE}")),
-        ("TWEETLAKE_X_API_URL", server.url.clone()),
-        ("TWEETLAKE_X_BEARER_TOKEN", TOKEN.to_owned()),
-        ("TWEETLAKE_KAFKA_BOOTSTRAP", bootstrap()),
-        ("TWEETLAKE_TOPIC", topic.to_owned()),
-        ("TWEETLAKE_WATERMARK_URI", watermarks.to_owned()),
-    ]);
-    Ingest::from_config(IngestConfig::from_lookup(|k| env.get(k).cloned()).unwrap()).await.unwrap()
-}
 
 fn score(text: &str) -> f64 {
     static MODEL: std::sync::LazyLock<Model> = std::sync::LazyLock::new(|| Model::from_bytes(EMBEDDED_MODEL).unwrap());
@@ -43,7 +30,7 @@ async fn long_posts_references_edits_and_languages_land_as_a_reader_means_them()
     let topic = new_topic("fidelity", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let wm = dir.path().join("watermarks.json");
-    let run = ingest(&server, &topic, wm.to_str().unwrap()).await;
+    let run = server.ingest(&format!("fid: {RULE}"), &topic, wm.to_str().unwrap()).await;
 
     // Run 1 sees the first version of the edited post; run 2 its two edits (newer ids, past since_id).
     server.set_pool(RULE, posts::pool(ids, &created, 1));

@@ -110,6 +110,17 @@ fn every_alarm_on_a_tweetlake_metric_watches_one_a_function_emits() {
         left: vec![],
     };
     emitted.extend(declared(&run.metric_lines(0)));
+    let compliance = tweetlake_compliance::ComplianceReport {
+        outcome: tweetlake_compliance::Outcome::Failed,
+        job_id: None,
+        status: None,
+        resumed: false,
+        ids_submitted: 0,
+        findings: Default::default(),
+        applied: None,
+        seconds: 0.0,
+    };
+    emitted.extend(declared(&compliance.metric_lines(0)));
 
     // Every alarm of the stack on namespace Tweetlake, alone or inside a metric-math expression.
     let tpl = template();
@@ -133,4 +144,5 @@ fn every_alarm_on_a_tweetlake_metric_watches_one_a_function_emits() {
     }
     assert!(watched.contains(&("ingest".to_owned(), "CoverageGapSeconds".to_owned())), "{watched:?}");
     assert!(watched.contains(&("process".to_owned(), "Quarantined".to_owned())), "{watched:?}");
+    assert!(watched.contains(&("compliance".to_owned(), "ComplianceJobFailed".to_owned())), "{watched:?}");
 }

@@ -46,6 +46,17 @@ pub enum Command {
         #[command(flatten)]
         tables: TableArgs,
     },
+    /// Run the compliance step once: check the post ids the tables hold with an X batch compliance job
+    /// and remove every post X reports (deleted, protected, suspended, deactivated) from the tables,
+    /// correcting the aggregates; a job X has not finished in TWEETLAKE_COMPLIANCE_WAIT_SECS is resumed
+    /// by the next run.
+    ///
+    /// Settings come from the same environment variables as the maintenance Lambda
+    /// (TWEETLAKE_X_BEARER_TOKEN, TWEETLAKE_COMPLIANCE_SCOPE, …); prints the JSON report.
+    Comply {
+        #[command(flatten)]
+        tables: TableArgs,
+    },
     /// Run the ingest function once: X API (or recorded responses) → Kafka, then the watermarks.
     ///
     /// Settings come from the same environment variables as the Lambda (TWEETLAKE_RULES, …); the flags
@@ -265,6 +276,12 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Maintain { tables } => {
             let cfg = tweetlake_pipeline::MaintenanceConfig::from_lookup(tables.overrides().lookup())?;
             let report = tweetlake_pipeline::maintenance::run(&cfg, chrono::Utc::now()).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Comply { tables } => {
+            let cfg = tweetlake_compliance::ComplianceConfig::from_lookup(tables.overrides().lookup())?;
+            let report = tweetlake_compliance::run_once(&cfg).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

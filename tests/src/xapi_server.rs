@@ -176,6 +176,40 @@ struct Inner {
     seen: Vec<Seen>,
     violations: Vec<String>,
     rule_updates: Vec<Value>,
+    url: String,
+    removed: BTreeMap<String, String>,
+    job_scripts: VecDeque<JobScript>,
+    jobs: Vec<ComplianceJob>,
+}
+
+/// How the next compliance job the server creates goes, once its ids are uploaded.
+#[derive(Clone, Copy, Debug)]
+pub enum JobScript {
+    /// `in_progress` for this many status polls, then `complete`.
+    Complete {
+        /// Polls answered `in_progress` first.
+        polls: usize,
+    },
+    /// `in_progress` for this many polls, then `failed`.
+    Fail {
+        /// Polls answered `in_progress` first.
+        polls: usize,
+    },
+    /// `expired` at the first poll after the upload.
+    Expire,
+}
+
+/// A compliance job as the server keeps it.
+#[derive(Clone, Debug)]
+pub struct ComplianceJob {
+    /// Its id.
+    pub id: String,
+    /// `created`, `in_progress`, `complete`, `failed` or `expired`.
+    pub status: &'static str,
+    /// The ids uploaded, once they are.
+    pub uploaded: Option<Vec<String>>,
+    script: JobScript,
+    polls: usize,
 }
 
 /// The running server.
@@ -205,11 +239,47 @@ impl XApiServer {
             .route("/2/tweets/search/recent", get(search))
             .route("/2/tweets/search/stream", get(stream))
             .route("/2/tweets/search/stream/rules", get(list_rules).post(update_rules))
+            .route("/2/compliance/jobs", axum::routing::post(create_job))
+            .route("/2/compliance/jobs/{id}", get(job_status))
+            .route("/storage/upload/{id}", axum::routing::put(upload_ids))
+            .route("/storage/download/{id}", get(download_results))
             .with_state(me.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        me.inner.lock().unwrap().url = url.clone();
         Self { url, ..me }
+    }
+
+    /// An ingest run against this server: `rules` (`tag: query` lines), the local broker's `topic`, and
+    /// the watermark file `watermarks`.
+    pub async fn ingest(&self, rules: &str, topic: &str, watermarks: &str) -> tweetlake_ingest::Ingest {
+        let env: HashMap<&str, String> = HashMap::from([
+            ("TWEETLAKE_RULES", rules.to_owned()),
+            ("TWEETLAKE_X_API_URL", self.url.clone()),
+            ("TWEETLAKE_X_BEARER_TOKEN", TOKEN.to_owned()),
+            ("TWEETLAKE_KAFKA_BOOTSTRAP", crate::kafka::bootstrap()),
+            ("TWEETLAKE_TOPIC", topic.to_owned()),
+            ("TWEETLAKE_WATERMARK_URI", watermarks.to_owned()),
+        ]);
+        let cfg = tweetlake_ingest::IngestConfig::from_lookup(|k| env.get(k).cloned()).expect("valid ingest settings");
+        tweetlake_ingest::Ingest::from_config(cfg).await.expect("ingest starts")
+    }
+
+    /// Makes X report these posts (id, reason: `deleted`, `protected`, `suspended`, `deactivated`) in
+    /// every compliance job that checks them.
+    pub fn remove_posts(&self, posts: &[(&str, &str)]) {
+        self.inner.lock().unwrap().removed.extend(posts.iter().map(|(i, r)| (i.to_string(), r.to_string())));
+    }
+
+    /// Scripts the next compliance jobs (unscripted ones complete at the first poll after the upload).
+    pub fn script_jobs(&self, scripts: impl IntoIterator<Item = JobScript>) {
+        self.inner.lock().unwrap().job_scripts.extend(scripts);
+    }
+
+    /// Every compliance job created so far, in order.
+    pub fn compliance_jobs(&self) -> Vec<ComplianceJob> {
+        self.inner.lock().unwrap().jobs.clone()
     }
 
     /// Answers `query` from `pool`.
@@ -335,7 +405,7 @@ pub fn check_params(spec: &Value, path: &str, method: &str, q: &BTreeMap<String,
         }
     }
     for p in &params {
-        if p["required"] == true && !q.contains_key(p["name"].as_str().unwrap_or_default()) {
+        if p["required"] == true && p["in"] == "query" && !q.contains_key(p["name"].as_str().unwrap_or_default()) {
             out.push(format!("required parameter {} missing", p["name"]));
         }
     }
@@ -593,4 +663,132 @@ async fn update_rules(
     g.rules.retain(|r| !ids.iter().any(|i| r["id"] == i.as_str()));
     let deleted = before - g.rules.len();
     Json(json!({"meta": {"sent": "2026-11-27T12:00:00.000Z", "summary": {"created": created, "not_created": 0, "deleted": deleted, "not_deleted": ids.len() - deleted, "valid": created, "invalid": 0}}})).into_response()
+}
+
+fn job_json(url: &str, j: &ComplianceJob) -> Value {
+    json!({
+        "id": j.id, "type": "tweets", "name": "tweetlake", "status": j.status, "resumable": false,
+        "upload_url": format!("{url}/storage/upload/{}", j.id),
+        "download_url": format!("{url}/storage/download/{}", j.id),
+        "created_at": "2026-11-27T12:00:00.000Z",
+        "upload_expires_at": "2026-11-27T12:15:00.000Z",
+        "download_expires_at": "2026-12-04T12:00:00.000Z",
+    })
+}
+
+async fn create_job(
+    State(srv): State<XApiServer>,
+    Query(q): Query<BTreeMap<String, String>>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = srv.record("/2/compliance/jobs", "post", &q, &h) {
+        return r;
+    }
+    let problems = check_value(&srv.spec["schemas"]["CreateComplianceJobsRequest"], &body, "body", true);
+    let mut g = srv.inner.lock().unwrap();
+    if !problems.is_empty() || body["type"] != "tweets" {
+        g.violations.push(format!("POST compliance jobs: {problems:?} in {body}"));
+        return (StatusCode::BAD_REQUEST, Json(json!({"title": "Invalid Request"}))).into_response();
+    }
+    // X runs one job per type at a time: a client must resume the one it has, not start another.
+    if g.jobs.iter().any(|j| matches!(j.status, "created" | "in_progress")) {
+        g.violations.push("POST compliance jobs: a job of this type is still running".into());
+        return (StatusCode::BAD_REQUEST, Json(json!({"title": "Invalid Request", "detail": "concurrent job"}))).into_response();
+    }
+    let script = g.job_scripts.pop_front().unwrap_or(JobScript::Complete { polls: 1 });
+    let job = ComplianceJob {
+        id: (1_600_000_000_000_000_000u64 + g.jobs.len() as u64).to_string(),
+        status: "created",
+        uploaded: None,
+        script,
+        polls: 0,
+    };
+    let answer = job_json(&g.url, &job);
+    g.jobs.push(job);
+    Json(json!({"data": answer})).into_response()
+}
+
+async fn job_status(
+    State(srv): State<XApiServer>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = srv.record("/2/compliance/jobs/{id}", "get", &q, &h) {
+        return r;
+    }
+    let mut g = srv.inner.lock().unwrap();
+    // The path's `id`: `^[0-9]{1,19}$` in the spec.
+    if !((1..=19).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())) {
+        g.violations.push(format!("GET compliance job: id {id:?} does not match the spec's pattern"));
+    }
+    let url = g.url.clone();
+    let Some(j) = g.jobs.iter_mut().find(|j| j.id == id) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"title": "Not Found Error"}))).into_response();
+    };
+    if j.status == "in_progress" {
+        j.polls += 1;
+        j.status = match j.script {
+            JobScript::Complete { polls } if j.polls > polls => "complete",
+            JobScript::Fail { polls } if j.polls > polls => "failed",
+            JobScript::Expire => "expired",
+            _ => "in_progress",
+        };
+    }
+    Json(json!({"data": job_json(&url, j)})).into_response()
+}
+
+/// The pre-signed storage URLs take no bearer token: a client that sends one leaks it to storage.
+fn storage_request(g: &mut Inner, what: &str, h: &HeaderMap) {
+    if h.contains_key("authorization") {
+        g.violations.push(format!("{what}: the bearer token was sent to a pre-signed storage URL"));
+    }
+}
+
+async fn upload_ids(
+    State(srv): State<XApiServer>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    h: HeaderMap,
+    body: String,
+) -> Response {
+    let mut g = srv.inner.lock().unwrap();
+    storage_request(&mut g, "upload", &h);
+    if h.get("content-type").and_then(|v| v.to_str().ok()) != Some("text/plain") {
+        g.violations.push("upload: the ids file is not text/plain".into());
+    }
+    let Some(j) = g.jobs.iter_mut().find(|j| j.id == id) else { return StatusCode::NOT_FOUND.into_response() };
+    if j.status != "created" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    j.uploaded = Some(body.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect());
+    j.status = "in_progress";
+    StatusCode::OK.into_response()
+}
+
+async fn download_results(
+    State(srv): State<XApiServer>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    h: HeaderMap,
+) -> Response {
+    let mut g = srv.inner.lock().unwrap();
+    storage_request(&mut g, "download", &h);
+    let removed = g.removed.clone();
+    let Some(j) = g.jobs.iter().find(|j| j.id == id) else { return StatusCode::NOT_FOUND.into_response() };
+    if j.status != "complete" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let lines: String = j
+        .uploaded
+        .iter()
+        .flatten()
+        .filter_map(|i| removed.get(i).map(|reason| (i, reason)))
+        .map(|(i, reason)| {
+            format!(
+                "{}\n",
+                json!({"id": i, "action": "delete", "created_at": "2026-11-27T11:00:00.000Z", "redacted_at": "2026-11-27T11:30:00.000Z", "reason": reason})
+            )
+        })
+        .collect();
+    lines.into_response()
 }

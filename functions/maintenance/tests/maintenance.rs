@@ -3,10 +3,12 @@
 //! reader sees every row exactly once. Then the function itself, invoked with the scheduled event.
 
 use chrono::{Duration, Utc};
+use serde_json::json;
 use tweetlake_pipeline::MaintenanceConfig;
 use tweetlake_pipeline::decode::decode_event;
 use tweetlake_pipeline::maintenance::run;
 use tweetlake_tests::lambda::LocalLambda;
+use tweetlake_tests::xapi_server::{TOKEN, XApiServer};
 use tweetlake_tests::*;
 
 fn maintenance_config(t: &Tables) -> MaintenanceConfig {
@@ -82,4 +84,30 @@ fn scheduled_event_runs_maintenance_through_cargo_lambda() {
     assert_eq!(report["tables"][0]["files_before"], 5, "{report}");
     assert_eq!(report["tables"][0]["files_after"], 1, "{report}");
     assert_eq!(read_table(&t.tweets, &[])["rows"].as_array().unwrap().len(), 15);
+    // Deployed without an X token, the compliance schedule's event fails and names the setting.
+    let err = f.invoke_result("scheduled-compliance.json").unwrap_err();
+    assert!(err.contains("Tweetlake.NonRetryable") && err.contains("TWEETLAKE_X_BEARER_TOKEN"), "{err}");
+
+    // With one, the compliance step removes what the job reports and prints its metrics.
+    let server = rt.block_on(XApiServer::start());
+    server.remove_posts(&[("50004", "deleted"), ("50010", "deactivated")]);
+    let mut env = t.env().to_vec();
+    env.extend([
+        ("TWEETLAKE_X_API_URL", server.url.as_str()),
+        ("TWEETLAKE_X_BEARER_TOKEN", TOKEN),
+        ("TWEETLAKE_COMPLIANCE_POLL_SECS", "1"),
+    ]);
+    let f = LocalLambda::start(env!("CARGO_BIN_EXE_tweetlake-maintenance-function"), &env);
+    let report = f.invoke("scheduled-compliance.json");
+    assert_eq!((&report["outcome"], &report["ids_submitted"]), (&json!("applied"), &json!(15)), "{report}");
+    assert_eq!(report["applied"]["tweets_deleted"], 2, "{report}");
+    let ids: Vec<String> = read_table(&t.tweets, &[])["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tweet_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 13);
+    assert!(!ids.iter().any(|i| i == "50004" || i == "50010"), "{ids:?}");
+    assert_eq!(server.violations(), Vec::<String>::new());
 }

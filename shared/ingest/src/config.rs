@@ -41,6 +41,63 @@ pub enum TokenSource {
     Secret(String),
 }
 
+/// A Secrets Manager secret's string value.
+pub(crate) async fn secret_string(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {
+    let out = sm.get_secret_value().secret_id(arn).send().await.map_err(|e| Error::Secret {
+        arn: arn.to_owned(),
+        message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+    })?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Secret { arn: arn.to_owned(), message: "the secret has no string value".into() })
+}
+
+impl TokenSource {
+    /// The token, read from Secrets Manager if it lives there.
+    pub async fn resolve(&self, sm: &aws_sdk_secretsmanager::Client) -> Result<BearerToken, Error> {
+        match self {
+            TokenSource::Value(t) => Ok(t.clone()),
+            TokenSource::Secret(arn) => {
+                let s = secret_string(sm, arn).await?;
+                // Either the token itself or a JSON object holding it.
+                let t = serde_json::from_str::<serde_json::Value>(&s)
+                    .ok()
+                    .and_then(|v| v.get("bearer_token").and_then(|t| t.as_str()).map(str::to_owned))
+                    .unwrap_or(s);
+                BearerToken::new(t, "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")
+            }
+        }
+    }
+}
+
+/// The X API's base URL (`TWEETLAKE_X_API_URL`, default `https://api.x.com`) and where its bearer token
+/// comes from (`TWEETLAKE_X_BEARER_TOKEN` or `TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN`), validated: what
+/// every caller of the API (ingest, compliance) reads.
+pub fn x_api(get: &impl Fn(&str) -> Option<String>) -> Result<(String, TokenSource), Error> {
+    let set = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let base_url = set("TWEETLAKE_X_API_URL").unwrap_or_else(|| "https://api.x.com".into());
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(Error::Config { var: "TWEETLAKE_X_API_URL", message: format!("{base_url:?} is not an http(s) URL") });
+    }
+    let token = match (get(vars::X_BEARER_TOKEN), set("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")) {
+        (Some(t), None) => TokenSource::Value(BearerToken::new(t, vars::X_BEARER_TOKEN)?),
+        (None, Some(arn)) => TokenSource::Secret(arn),
+        (Some(_), Some(_)) => {
+            return Err(Error::Config {
+                var: "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN",
+                message: "set either the token or its secret ARN, not both".into(),
+            });
+        }
+        (None, None) => {
+            return Err(Error::Config {
+                var: vars::X_BEARER_TOKEN,
+                message: "not set; give the token or TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN (ingest can instead replay recorded responses from TWEETLAKE_REPLAY_PATH)".into(),
+            });
+        }
+    };
+    Ok((base_url, token))
+}
+
 /// Where tweets come from.
 #[derive(Clone, Debug)]
 pub enum SourceConfig {
@@ -156,29 +213,7 @@ impl IngestConfig {
         let source = match set(vars::REPLAY_PATH) {
             Some(p) => SourceConfig::Replay(PathBuf::from(p)),
             None => {
-                let base_url = set("TWEETLAKE_X_API_URL").unwrap_or_else(|| "https://api.x.com".into());
-                if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-                    return Err(Error::Config {
-                        var: "TWEETLAKE_X_API_URL",
-                        message: format!("{base_url:?} is not an http(s) URL"),
-                    });
-                }
-                let token = match (get(vars::X_BEARER_TOKEN), set("TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")) {
-                    (Some(t), None) => TokenSource::Value(BearerToken::new(t, vars::X_BEARER_TOKEN)?),
-                    (None, Some(arn)) => TokenSource::Secret(arn),
-                    (Some(_), Some(_)) => {
-                        return Err(Error::Config {
-                            var: "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN",
-                            message: "set either the token or its secret ARN, not both".into(),
-                        });
-                    }
-                    (None, None) => {
-                        return Err(Error::Config {
-                            var: vars::X_BEARER_TOKEN,
-                            message: "not set; give the token, TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN, or TWEETLAKE_REPLAY_PATH for recorded responses".into(),
-                        });
-                    }
-                };
+                let (base_url, token) = x_api(&get)?;
                 SourceConfig::Api { base_url, token }
             }
         };

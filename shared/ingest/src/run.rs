@@ -3,7 +3,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::collect::Collector;
-use crate::config::{Bootstrap, IngestConfig, Mode, SourceConfig, TokenSource};
+use crate::config::{Bootstrap, IngestConfig, Mode, SourceConfig};
 use crate::coverage::{CoverageReport, fill_gaps};
 use crate::error::Error;
 use crate::kafka::{Delivered, KafkaProducer, KafkaSettings};
@@ -12,7 +12,7 @@ use crate::replay::{ReplaySearch, ReplayStream};
 use crate::search::{Pacer, RuleOutcome, search_rules};
 use crate::stream::{RulesSync, StreamReport, StreamSource, read_stream, sync_rules};
 use crate::watermark::{FileStore, S3Store, WatermarkStore, save_merged};
-use crate::xapi::{BearerToken, SearchSource, XClient};
+use crate::xapi::{SearchSource, XClient};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -73,16 +73,6 @@ pub struct Ingest {
     clock: Arc<dyn Clock>,
 }
 
-async fn secret_string(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, Error> {
-    let out = sm.get_secret_value().secret_id(arn).send().await.map_err(|e| Error::Secret {
-        arn: arn.to_owned(),
-        message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-    })?;
-    out.secret_string()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Secret { arn: arn.to_owned(), message: "the secret has no string value".into() })
-}
-
 /// The AWS SDK configuration, with path-style S3 addressing when a custom endpoint is set (local
 /// S3 servers do not serve bucket subdomains).
 async fn aws() -> (aws_config::SdkConfig, bool) {
@@ -104,18 +94,7 @@ impl Ingest {
                 Mode::FilteredStream => (Box::new(ReplaySearch::empty()), Box::new(ReplayStream::open(path)?), None),
             },
             SourceConfig::Api { base_url, token } => {
-                let token = match token {
-                    TokenSource::Value(t) => t.clone(),
-                    TokenSource::Secret(arn) => {
-                        let s = secret_string(&sm(), arn).await?;
-                        // Either the token itself or a JSON object holding it.
-                        let t = serde_json::from_str::<serde_json::Value>(&s)
-                            .ok()
-                            .and_then(|v| v.get("bearer_token").and_then(|t| t.as_str()).map(str::to_owned))
-                            .unwrap_or(s);
-                        BearerToken::new(t, "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN")?
-                    }
-                };
+                let token = token.resolve(&sm()).await?;
                 let c = XClient::new(base_url, token, cfg.http_timeout)?;
                 (Box::new(c.clone()), Box::new(c.clone()), Some(c))
             }
@@ -128,7 +107,7 @@ impl Ingest {
         };
         let scram = match (&cfg.scram_secret_arn, cfg.auth) {
             (Some(arn), AuthMode::Scram) => {
-                let v: serde_json::Value = serde_json::from_str(&secret_string(&sm(), arn).await?)
+                let v: serde_json::Value = serde_json::from_str(&crate::config::secret_string(&sm(), arn).await?)
                     .map_err(|_| Error::Secret { arn: arn.clone(), message: "not JSON with username and password".into() })?;
                 let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
                 match (field("username"), field("password")) {

@@ -175,7 +175,7 @@ pub enum Answer<T> {
 
 impl<T> Answer<T> {
     /// The value, or the 429/5xx as an error: for calls that have no back-off of their own.
-    fn ok_or_api(self, endpoint: &'static str) -> Result<T, Error> {
+    pub(crate) fn ok_or_api(self, endpoint: &'static str) -> Result<T, Error> {
         match self {
             Answer::Ok(v, _) => Ok(v),
             Answer::RateLimited(_) => Err(Error::Api { endpoint, status: 429, detail: "rate limited".into() }),
@@ -205,18 +205,18 @@ pub struct ApiRule {
 /// The X API over HTTP.
 #[derive(Clone, Debug)]
 pub struct XClient {
-    http: reqwest::Client,
-    base: String,
-    token: BearerToken,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: BearerToken,
     // Bounds each REST call; the stream connection has none (it is read until the session ends).
-    timeout: std::time::Duration,
+    pub(crate) timeout: std::time::Duration,
 }
 
 const SEARCH: &str = "/2/tweets/search/recent";
 const STREAM: &str = "/2/tweets/search/stream";
 const RULES: &str = "/2/tweets/search/stream/rules";
 
-fn transport(endpoint: &'static str, e: reqwest::Error) -> Error {
+pub(crate) fn transport(endpoint: &'static str, e: reqwest::Error) -> Error {
     // reqwest's message names the URL (no credentials in it) and the cause; never the headers.
     Error::Transport { endpoint, message: e.without_url().to_string() }
 }
@@ -253,15 +253,22 @@ impl XClient {
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token, timeout })
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token.0)
     }
 
-    fn rest(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token.0)
+    }
+
+    pub(crate) fn rest(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         req.timeout(self.timeout)
     }
 
-    async fn answer<T: serde::de::DeserializeOwned>(endpoint: &'static str, resp: reqwest::Response) -> Result<Answer<T>, Error> {
+    pub(crate) async fn answer<T: serde::de::DeserializeOwned>(
+        endpoint: &'static str,
+        resp: reqwest::Response,
+    ) -> Result<Answer<T>, Error> {
         let rate = RateLimit::from_headers(resp.headers());
         let status = resp.status().as_u16();
         let body = resp.text().await.map_err(|e| transport(endpoint, e))?;
@@ -313,13 +320,7 @@ impl XClient {
             #[serde(default)]
             errors: Vec<serde_json::Value>,
         }
-        let resp = self
-            .rest(self.http.post(format!("{}{RULES}", self.base)))
-            .bearer_auth(&self.token.0)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport("stream rules", e))?;
+        let resp = self.rest(self.post(RULES)).json(body).send().await.map_err(|e| transport("stream rules", e))?;
         let r = Self::answer::<Resp>("stream rules", resp).await?.ok_or_api("stream rules")?;
         match r.errors.first() {
             None => Ok(()),

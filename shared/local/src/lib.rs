@@ -5,6 +5,7 @@
 
 pub mod esm;
 pub mod local;
-pub mod query;
+/// SQL over the tables (DataFusion), as the pipeline's maintenance reads them.
+pub use tweetlake_pipeline::query;
 pub mod redrive;
 pub mod report;

@@ -95,17 +95,55 @@ pub struct Partial {
     pub prob_sums: [f64; 3],
 }
 
+/// What the aggregates read of a post: where its windows are and what it counts as. A row being
+/// written gives it ([`TweetRow`]), and so does a row read back from the table (a compliance deletion
+/// takes back exactly what the post added).
+#[derive(Clone, Copy, Debug)]
+pub struct Counted<'a> {
+    /// Creation time, epoch microseconds UTC.
+    pub created_us: i64,
+    /// The ingest rules' tags it matched.
+    pub rule_tags: &'a [String],
+    /// Its hashtags.
+    pub hashtags: &'a [String],
+    /// Original, retweet, quote or reply.
+    pub kind: Kind,
+    /// Its sentiment label and score, if it was scored.
+    pub sentiment: Option<(&'a str, f64)>,
+    /// Its three class probabilities, if a three-class model scored it.
+    pub probabilities: Option<[f64; 3]>,
+    /// Kafka topic it was read from.
+    pub kafka_topic: &'a str,
+    /// Kafka partition it was read from.
+    pub kafka_partition: i32,
+}
+
+impl<'a> From<&'a TweetRow> for Counted<'a> {
+    fn from(row: &'a TweetRow) -> Self {
+        Counted {
+            created_us: row.created_at.timestamp_micros(),
+            rule_tags: &row.rule_tags,
+            hashtags: &row.hashtags,
+            kind: row.post.kind,
+            sentiment: row.sentiment_label.zip(row.sentiment_score),
+            probabilities: row.sentiment_probabilities,
+            kafka_topic: &row.kafka_topic,
+            kafka_partition: row.kafka_partition,
+        }
+    }
+}
+
 impl Partial {
-    fn add(&mut self, row: &TweetRow) {
+    fn add(&mut self, post: &Counted<'_>) {
         self.tweets += 1;
-        *match row.post.kind {
+        *match post.kind {
             Kind::Original => &mut self.originals,
             Kind::Retweet => &mut self.retweets,
             Kind::Quote => &mut self.quotes,
             Kind::Reply => &mut self.replies,
         } += 1;
-        let (Some(label), Some(score)) = (row.sentiment_label, row.sentiment_score) else { return };
-        if row.post.kind == Kind::Retweet {
+        let Some((label, score)) = post.sentiment else { return };
+        if post.kind == Kind::Retweet {
             return;
         }
         self.scored += 1;
@@ -115,9 +153,27 @@ impl Partial {
             _ => self.neutral += 1,
         }
         self.score_sum += score;
-        if let Some(p) = row.sentiment_probabilities {
+        if let Some(p) = post.probabilities {
             self.prob_rows += 1;
             self.prob_sums.iter_mut().zip(p).for_each(|(sum, p)| *sum += p);
+        }
+    }
+
+    /// The partial that cancels this one when both are summed: what taking the posts back adds.
+    pub fn negated(&self) -> Partial {
+        Partial {
+            tweets: -self.tweets,
+            positive: -self.positive,
+            neutral: -self.neutral,
+            negative: -self.negative,
+            score_sum: -self.score_sum,
+            scored: -self.scored,
+            originals: -self.originals,
+            retweets: -self.retweets,
+            quotes: -self.quotes,
+            replies: -self.replies,
+            prob_rows: -self.prob_rows,
+            prob_sums: self.prob_sums.map(|p| -p),
         }
     }
 }
@@ -125,10 +181,16 @@ impl Partial {
 /// The partial aggregates of `rows`: every counted post (see [`TweetRow::counted`]) counts once per
 /// rule tag and once per hashtag, in each window length.
 pub fn partials<'a>(rows: impl IntoIterator<Item = &'a TweetRow>) -> BTreeMap<AggregateKey, Partial> {
+    partials_of(rows.into_iter().filter(|r| r.counted).map(Counted::from))
+}
+
+/// The partial aggregates of `posts`, each counted once per rule tag and once per hashtag, in each
+/// window length.
+pub fn partials_of<'a>(posts: impl IntoIterator<Item = Counted<'a>>) -> BTreeMap<AggregateKey, Partial> {
     let mut out: BTreeMap<AggregateKey, Partial> = BTreeMap::new();
-    for row in rows.into_iter().filter(|r| r.counted) {
-        let created_us = row.created_at.timestamp_micros();
-        let dims = row.rule_tags.iter().map(|t| (Dimension::Rule, t)).chain(row.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
+    for post in posts {
+        let dims =
+            post.rule_tags.iter().map(|t| (Dimension::Rule, t)).chain(post.hashtags.iter().map(|h| (Dimension::Hashtag, h)));
         for (dimension, value) in dims {
             for minutes in WINDOW_MINUTES {
                 let len = i64::from(minutes) * 60_000_000;
@@ -136,11 +198,11 @@ pub fn partials<'a>(rows: impl IntoIterator<Item = &'a TweetRow>) -> BTreeMap<Ag
                     dimension,
                     value: value.clone(),
                     window_minutes: minutes,
-                    window_start_us: created_us.div_euclid(len) * len,
-                    kafka_topic: row.kafka_topic.clone(),
-                    kafka_partition: row.kafka_partition,
+                    window_start_us: post.created_us.div_euclid(len) * len,
+                    kafka_topic: post.kafka_topic.to_owned(),
+                    kafka_partition: post.kafka_partition,
                 };
-                out.entry(key).or_default().add(row);
+                out.entry(key).or_default().add(&post);
             }
         }
     }
@@ -238,6 +300,39 @@ mod tests {
         );
         assert_eq!((hour.scored, hour.positive, hour.neutral, hour.negative), (2, 1, 1, 0));
         assert!((hour.score_sum - 1.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_post_read_back_counts_as_it_did_when_written_and_its_negation_cancels_it() {
+        let base = 1_764_000_000;
+        let rows = [
+            TweetRow { sentiment_probabilities: Some([0.1, 0.2, 0.7]), ..row(&["k"], &["h"], base, "positive", 0.8) },
+            kind_row(&["k"], &[], base + 90, Some(("negative", 0.1)), Kind::Retweet),
+        ];
+        let written = partials(&rows);
+        let tags = [vec!["k".to_owned()], vec!["k".to_owned()]];
+        let hashtags = [vec!["h".to_owned()], vec![]];
+        let read_back = partials_of(rows.iter().zip(tags.iter().zip(&hashtags)).map(|(r, (t, h))| Counted {
+            created_us: r.created_at.timestamp_micros(),
+            rule_tags: t,
+            hashtags: h,
+            kind: r.post.kind,
+            sentiment: r.sentiment_label.zip(r.sentiment_score),
+            probabilities: r.sentiment_probabilities,
+            kafka_topic: "t",
+            kafka_partition: 0,
+        }));
+        assert_eq!(read_back, written);
+        for (k, p) in &written {
+            let n = p.negated();
+            assert_eq!(
+                (p.tweets + n.tweets, p.scored + n.scored, p.retweets + n.retweets, p.prob_rows + n.prob_rows),
+                (0, 0, 0, 0),
+                "{k:?}"
+            );
+            assert_eq!(p.score_sum + n.score_sum, 0.0);
+            assert_eq!(n.prob_sums.iter().zip(p.prob_sums).map(|(a, b)| a + b).sum::<f64>(), 0.0);
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 pub mod aggregate;
 pub mod clean;
 pub mod commit;
+#[cfg(feature = "maintenance")]
+pub mod compliance;
 pub mod config;
 pub mod decode;
 pub mod dedup;
@@ -19,6 +21,8 @@ pub mod offsets;
 pub mod post;
 pub mod process;
 pub mod quality;
+#[cfg(feature = "maintenance")]
+pub mod query;
 pub mod redrive;
 pub mod sink;
 pub mod tables;

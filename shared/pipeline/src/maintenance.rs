@@ -14,6 +14,7 @@ use deltalake::DeltaTable;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::vacuum::{Clock, VacuumMode};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::time::Instant;
 
@@ -64,6 +65,18 @@ impl Clock for At {
     }
 }
 
+/// The table at `uri`, loaded; `None` if nothing has written it yet.
+pub async fn load(uri: &str, storage: &HashMap<String, String>) -> Result<Option<DeltaTable>, deltalake::DeltaTableError> {
+    let url = deltalake::ensure_table_uri(uri)?;
+    let storage = if url.scheme().starts_with("s3") { storage.clone() } else { HashMap::new() };
+    let mut table = DeltaTable::try_from_url_with_storage_options(url, storage).await?;
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs maintenance on every table at time `now` (the quarantine and vacuum retentions count from it).
 pub async fn run(cfg: &MaintenanceConfig, now: DateTime<Utc>) -> Result<MaintenanceReport, Error> {
     let t = &cfg.tables;
@@ -82,14 +95,7 @@ async fn maintain(
 ) -> Result<TableReport, deltalake::DeltaTableError> {
     let start = Instant::now();
     let mut r = TableReport { uri: uri.to_owned(), ..TableReport::default() };
-    let url = deltalake::ensure_table_uri(uri)?;
-    let storage = if url.scheme().starts_with("s3") { cfg.tables.storage_options.clone() } else { Default::default() };
-    let mut table = DeltaTable::try_from_url_with_storage_options(url, storage).await?;
-    match table.load().await {
-        Ok(()) => {}
-        Err(deltalake::DeltaTableError::NotATable(_)) => return Ok(r),
-        Err(e) => return Err(e),
-    }
+    let Some(mut table) = load(uri, &cfg.tables.storage_options).await? else { return Ok(r) };
     r.exists = true;
     r.files_before = active_files(&table)?;
     let retries = || CommitProperties::default().with_max_retries(cfg.commit_retries);

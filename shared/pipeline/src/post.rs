@@ -31,6 +31,11 @@ impl Kind {
             Kind::Reply => "reply",
         }
     }
+
+    /// The kind a `kind` column value names (anything else reads as an original).
+    pub fn parse(s: &str) -> Self {
+        [Kind::Retweet, Kind::Quote, Kind::Reply].into_iter().find(|k| k.as_str() == s).unwrap_or(Kind::Original)
+    }
 }
 
 /// A message read as a post: borrowed from it, so nothing is copied on the hot path.
