@@ -145,6 +145,8 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
         let ids = held_ids(t, Some(cursor)).await?;
         Ok::<Vec<String>, Error>(ids.into_iter().filter(|i| *i <= through).map(|i| i.to_string()).collect())
     };
+    // The ids of a job created by this run, to upload without reading them again.
+    let mut fresh: Option<Vec<u64>> = None;
     let mut pending = match state.pending.clone() {
         Some(p) => {
             report.resumed = true;
@@ -168,6 +170,7 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
             let p = Pending { job, through, ids: ids.len(), round_end, uploaded: false };
             state.pending = Some(p.clone());
             save(&side, &state).await?;
+            fresh = Some(ids);
             p
         }
     };
@@ -176,9 +179,19 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
 
     let deadline = started + chrono::Duration::from_std(cfg.wait).unwrap_or(chrono::Duration::MAX);
     let mut job = pending.job.clone();
+    if report.resumed {
+        // What the job has become since: an upload that never happened may have expired meanwhile.
+        if let Answer::Ok(j, _) = client.compliance_job(&job.id).await? {
+            job = j;
+        }
+    }
     loop {
         if job.status == JobStatus::Created && !pending.uploaded {
-            client.upload_compliance_ids(&job, &ids_of(pending.through, state.cursor).await?).await?;
+            let ids = match fresh.take() {
+                Some(ids) => ids.iter().map(u64::to_string).collect(),
+                None => ids_of(pending.through, state.cursor).await?,
+            };
+            client.upload_compliance_ids(&job, &ids).await?;
             pending.uploaded = true;
             state.pending = Some(pending.clone());
             save(&side, &state).await?;
