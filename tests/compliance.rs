@@ -186,3 +186,42 @@ async fn a_failed_or_expired_job_changes_nothing_and_is_reported() {
     assert_eq!(jobs[2].uploaded, jobs[0].uploaded, "the failed job's ids, checked again");
     assert_eq!(server.violations(), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_id_is_checked_in_turns_a_failed_upload_is_resumed_and_scope_new_checks_only_newer_ids() {
+    let server = XApiServer::start().await;
+    let ids = Ids::from(1_872_000_000_000_000_000);
+    let t = lake(&server, ids).await;
+    let held =
+        || async { tweetlake_pipeline::compliance::held_ids(&config(&t, &server, &[]).maintenance.tables, None).await.unwrap() };
+    let all: Vec<String> = held().await.iter().map(u64::to_string).collect();
+    assert_eq!(all.len(), 9, "7 tweet rows and 2 quarantine keys");
+
+    // Four ids a job: three jobs make a round, and the fourth starts the next one from the lowest id.
+    let cfg = config(&t, &server, &[("TWEETLAKE_COMPLIANCE_MAX_IDS", "4")]);
+    let x = client(&cfg).await;
+    for minutes in [0, 10, 20, 30] {
+        let r = run(&cfg, &x, &ManualClock::new(at(minutes))).await.unwrap();
+        assert_eq!(r.outcome, Outcome::Applied, "{r:?}");
+    }
+    let uploads: Vec<Vec<String>> = server.compliance_jobs().into_iter().map(|j| j.uploaded.unwrap()).collect();
+    assert_eq!(uploads, [&all[..4], &all[4..8], &all[8..], &all[..4]].map(|u| u.to_vec()));
+
+    // Storage refuses the upload: the run fails as retryable and the next resumes the same job (X allows
+    // no second one), reads its status, uploads and applies.
+    server.remove_posts(&[(&ids.reply.to_string(), "deactivated")]);
+    let cfg = config(&t, &server, &[]);
+    server.fail_next_uploads(1);
+    let e = run(&cfg, &x, &ManualClock::new(at(40))).await.unwrap_err();
+    assert!(e.is_retryable() && e.to_string().contains("503"), "{e}");
+    let r = run(&cfg, &x, &ManualClock::new(at(50))).await.unwrap();
+    assert!(r.resumed && r.outcome == Outcome::Applied, "{r:?}");
+    assert_eq!(r.applied.map(|a| a.tweets_deleted), Some(1));
+    assert_eq!(server.compliance_jobs().len(), 5, "the failed upload's job was resumed, not replaced");
+
+    // Scope `new`: a job checks only ids above the last completed one's; with none, there is no job.
+    let newer = config(&t, &server, &[("TWEETLAKE_COMPLIANCE_SCOPE", "new")]);
+    let r = run(&newer, &x, &ManualClock::new(at(60))).await.unwrap();
+    assert_eq!((r.outcome, r.job_id), (Outcome::NothingToCheck, None), "the last job checked every id");
+    assert_eq!(server.violations(), Vec::<String>::new());
+}

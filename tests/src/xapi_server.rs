@@ -180,6 +180,7 @@ struct Inner {
     removed: BTreeMap<String, String>,
     job_scripts: VecDeque<JobScript>,
     jobs: Vec<ComplianceJob>,
+    upload_faults: usize,
 }
 
 /// How the next compliance job the server creates goes, once its ids are uploaded.
@@ -275,6 +276,11 @@ impl XApiServer {
     /// Scripts the next compliance jobs (unscripted ones complete at the first poll after the upload).
     pub fn script_jobs(&self, scripts: impl IntoIterator<Item = JobScript>) {
         self.inner.lock().unwrap().job_scripts.extend(scripts);
+    }
+
+    /// Answers the next `n` id uploads with HTTP 503, as storage on a bad day.
+    pub fn fail_next_uploads(&self, n: usize) {
+        self.inner.lock().unwrap().upload_faults = n;
     }
 
     /// Every compliance job created so far, in order.
@@ -756,6 +762,10 @@ async fn upload_ids(
     storage_request(&mut g, "upload", &h);
     if h.get("content-type").and_then(|v| v.to_str().ok()) != Some("text/plain") {
         g.violations.push("upload: the ids file is not text/plain".into());
+    }
+    if g.upload_faults > 0 {
+        g.upload_faults -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let Some(j) = g.jobs.iter_mut().find(|j| j.id == id) else { return StatusCode::NOT_FOUND.into_response() };
     if j.status != "created" {

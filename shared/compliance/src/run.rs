@@ -77,7 +77,9 @@ impl ComplianceReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Pending {
     job: Job,
-    /// The ids checked are those above the state's cursor up to this one.
+    /// The ids checked are those above this one …
+    after: u64,
+    /// … up to this one.
     through: u64,
     ids: usize,
     /// Whether these are the last ids of the round (under `Scope::All` the next job starts over).
@@ -95,8 +97,11 @@ struct Finished {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
-    /// Ids at or below this were checked in the current round (0: start from the lowest).
+    /// Scope `all`: ids at or below this were checked in the current round (0: start from the lowest).
     cursor: u64,
+    /// Scope `new`: the highest id a completed job checked.
+    #[serde(default)]
+    newest: u64,
     pending: Option<Pending>,
     last: Option<Finished>,
 }
@@ -141,8 +146,8 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
         None => State::default(),
     };
 
-    let ids_of = |through: u64, cursor: u64| async move {
-        let ids = held_ids(t, Some(cursor)).await?;
+    let ids_of = |after: u64, through: u64| async move {
+        let ids = held_ids(t, Some(after)).await?;
         Ok::<Vec<String>, Error>(ids.into_iter().filter(|i| *i <= through).map(|i| i.to_string()).collect())
     };
     // The ids of a job created by this run, to upload without reading them again.
@@ -153,10 +158,11 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
             p
         }
         None => {
-            let mut ids = held_ids(t, Some(state.cursor)).await?;
-            if ids.is_empty() && state.cursor > 0 && cfg.scope == Scope::All {
+            let mut after = if cfg.scope == Scope::All { state.cursor } else { state.newest };
+            let mut ids = held_ids(t, Some(after)).await?;
+            if ids.is_empty() && after > 0 && cfg.scope == Scope::All {
                 // The round is over: start the next one from the lowest id.
-                state.cursor = 0;
+                after = 0;
                 ids = held_ids(t, None).await?;
             }
             if ids.is_empty() {
@@ -167,7 +173,7 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
             let through = *ids.last().expect("not empty");
             let job = client.create_compliance_job(&format!("tweetlake-{}", started.format("%Y%m%dT%H%M%SZ"))).await?;
             tracing::info!(job = %job.id, ids = ids.len(), "compliance job created");
-            let p = Pending { job, through, ids: ids.len(), round_end, uploaded: false };
+            let p = Pending { job, after, through, ids: ids.len(), round_end, uploaded: false };
             state.pending = Some(p.clone());
             save(&side, &state).await?;
             fresh = Some(ids);
@@ -189,7 +195,7 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
         if job.status == JobStatus::Created && !pending.uploaded {
             let ids = match fresh.take() {
                 Some(ids) => ids.iter().map(u64::to_string).collect(),
-                None => ids_of(pending.through, state.cursor).await?,
+                None => ids_of(pending.after, pending.through).await?,
             };
             client.upload_compliance_ids(&job, &ids).await?;
             pending.uploaded = true;
@@ -224,7 +230,8 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
         tracing::info!(job = %job.id, findings = findings.len(), ?applied, "compliance job applied");
         report.applied = Some(applied);
         report.outcome = Outcome::Applied;
-        state.cursor = if cfg.scope == Scope::All && pending.round_end { 0 } else { pending.through };
+        state.cursor = if pending.round_end { 0 } else { pending.through };
+        state.newest = state.newest.max(pending.through);
     } else {
         tracing::error!(job = %job.id, status = ?job.status, "compliance job did not complete; nothing was changed and its ids are checked again next run");
         report.outcome = if job.status == JobStatus::Failed { Outcome::Failed } else { Outcome::Expired };
