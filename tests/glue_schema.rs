@@ -110,16 +110,8 @@ fn every_alarm_on_a_tweetlake_metric_watches_one_a_function_emits() {
         left: vec![],
     };
     emitted.extend(declared(&run.metric_lines(0)));
-    let compliance = tweetlake_compliance::ComplianceReport {
-        outcome: tweetlake_compliance::Outcome::Failed,
-        job_id: None,
-        status: None,
-        resumed: false,
-        ids_submitted: 0,
-        findings: Default::default(),
-        applied: None,
-        seconds: 0.0,
-    };
+    let compliance =
+        tweetlake_compliance::ComplianceReport { outcome: tweetlake_compliance::Outcome::Failed, ..Default::default() };
     emitted.extend(declared(&compliance.metric_lines(0)));
 
     // Every alarm of the stack on namespace Tweetlake, alone or inside a metric-math expression.

@@ -28,12 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let (cfg, comply) = (Arc::clone(&cfg), comply.clone());
         async move {
             if event.payload.get("tweetlake_step").and_then(Value::as_str) == Some("compliance") {
-                let Some(c) = comply else {
-                    return Err(Error::Config {
-                        var: "TWEETLAKE_X_BEARER_TOKEN",
-                        message: "the compliance step needs the X API token (or TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN)".into(),
-                    });
-                };
+                let Some(c) = comply else { return Err(ComplianceConfig::missing()) };
                 let report = tweetlake_compliance::run_once(&c).await?;
                 for line in report.metric_lines(chrono::Utc::now().timestamp_millis()) {
                     println!("{line}");

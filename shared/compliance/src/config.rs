@@ -3,6 +3,7 @@
 use crate::Error;
 use std::time::Duration;
 use tweetlake_contract::settings::parse_setting;
+use tweetlake_contract::vars;
 use tweetlake_ingest::config::{TokenSource, x_api};
 use tweetlake_pipeline::MaintenanceConfig;
 
@@ -53,9 +54,15 @@ impl ComplianceConfig {
     /// Whether a token is configured at all: without one the maintenance function runs without its
     /// compliance step (and says so if asked for it).
     pub fn configured(get: &impl Fn(&str) -> Option<String>) -> bool {
-        ["TWEETLAKE_X_BEARER_TOKEN", "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN"]
-            .iter()
-            .any(|k| get(k).is_some_and(|v| !v.trim().is_empty()))
+        [vars::X_BEARER_TOKEN, "TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN"].iter().any(|k| get(k).is_some_and(|v| !v.trim().is_empty()))
+    }
+
+    /// The error of a compliance step asked for where no token is configured.
+    pub fn missing() -> Error {
+        Error::Config {
+            var: vars::X_BEARER_TOKEN,
+            message: "the compliance step needs the X API token (or TWEETLAKE_X_BEARER_TOKEN_SECRET_ARN)".into(),
+        }
     }
 
     /// Reads and validates the settings through `get`.

@@ -23,10 +23,11 @@ use tweetlake_pipeline::tables::tweets;
 pub const STATE_PATH: &str = "_tweetlake/compliance/state.json";
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The lake holds no ids to check.
+    #[default]
     NothingToCheck,
     /// The job was not finished within the run's time; the next run resumes it.
     Waiting,
@@ -39,7 +40,7 @@ pub enum Outcome {
 }
 
 /// What one run did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct ComplianceReport {
     /// How it ended.
     pub outcome: Outcome,
@@ -115,16 +116,7 @@ async fn save(side: &DeltaSink, s: &State) -> Result<(), Error> {
 pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) -> Result<ComplianceReport, Error> {
     let started = clock.now();
     let t = &cfg.maintenance.tables;
-    let mut report = ComplianceReport {
-        outcome: Outcome::NothingToCheck,
-        job_id: None,
-        status: None,
-        resumed: false,
-        ids_submitted: 0,
-        findings: BTreeMap::new(),
-        applied: None,
-        seconds: 0.0,
-    };
+    let mut report = ComplianceReport::default();
     let done = |mut r: ComplianceReport| {
         r.seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0;
         tracing::info!(outcome = ?r.outcome, job = ?r.job_id, "compliance run done");
@@ -132,7 +124,7 @@ pub async fn run(cfg: &ComplianceConfig, client: &XClient, clock: &dyn Clock) ->
     };
     if tweetlake_pipeline::maintenance::load(&t.tweets, &t.storage_options)
         .await
-        .map_err(|e| tweetlake_pipeline::Error::State { path: t.tweets.clone(), message: e.to_string() })?
+        .map_err(|e| tweetlake_pipeline::Error::Delta { uri: t.tweets.clone(), source: Box::new(e) })?
         .is_none()
     {
         return done(report);

@@ -18,6 +18,8 @@ use crate::sink::DeltaSink;
 use crate::tables::Stamp;
 use crate::tables::aggregates::{self, AggregateRow};
 use chrono::{DateTime, Utc};
+use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use serde::Serialize;
 use serde_json::Value;
@@ -39,13 +41,18 @@ pub struct Applied {
     pub already_applied: bool,
 }
 
-async fn query(uri: &str, t: &TableLocations, name: &str, sql: &str) -> Result<Vec<Value>, Error> {
-    let ctx = crate::query::session(&[(name, uri)], &t.storage_options).await.map_err(|e| state(uri, e))?;
-    crate::query::rows(&ctx, sql).await.map_err(|e| state(uri, e))
+/// A session over `table` (at `uri`), registered as `name`: one log replay for every query run on it.
+async fn session(table: &DeltaTable, uri: &str, name: &str) -> Result<SessionContext, Error> {
+    crate::query::session_of(&[(name, table)]).await.map_err(|e| failed(uri, e))
 }
 
-fn state(uri: &str, e: anyhow::Error) -> Error {
-    Error::State { path: uri.to_owned(), message: format!("{e:#}") }
+async fn query(ctx: &SessionContext, uri: &str, sql: &str) -> Result<Vec<Value>, Error> {
+    crate::query::rows(ctx, sql).await.map_err(|e| failed(uri, e))
+}
+
+/// A query that failed on the table at `uri` (storage or engine trouble: worth a retry).
+fn failed(uri: &str, e: anyhow::Error) -> Error {
+    Error::delta(uri, deltalake::DeltaTableError::Generic(format!("{e:#}")))
 }
 
 fn quoted(ids: &[String]) -> String {
@@ -57,15 +64,18 @@ fn quoted(ids: &[String]) -> String {
 pub async fn held_ids(t: &TableLocations, after: Option<u64>) -> Result<Vec<u64>, Error> {
     let mut ids = BTreeSet::new();
     let keep = |s: &str| s.parse::<u64>().ok().filter(|id| after.is_none_or(|a| *id > a));
-    if crate::maintenance::load(&t.tweets, &t.storage_options).await.map_err(|e| Error::delta(&t.tweets, e))?.is_some() {
-        for r in query(&t.tweets, t, "tweets", "SELECT DISTINCT tweet_id FROM tweets").await? {
+    if let Some(table) = crate::maintenance::load(&t.tweets, &t.storage_options).await.map_err(|e| Error::delta(&t.tweets, e))? {
+        let ctx = session(&table, &t.tweets, "tweets").await?;
+        for r in query(&ctx, &t.tweets, "SELECT DISTINCT tweet_id FROM tweets").await? {
             ids.extend(r["tweet_id"].as_str().and_then(keep));
         }
     }
-    if crate::maintenance::load(&t.quarantine, &t.storage_options).await.map_err(|e| Error::delta(&t.quarantine, e))?.is_some() {
+    if let Some(table) =
+        crate::maintenance::load(&t.quarantine, &t.storage_options).await.map_err(|e| Error::delta(&t.quarantine, e))?
+    {
         // Keys are bytes as received: read them as hex, so a key that is not UTF-8 cannot fail the query.
         let sql = "SELECT DISTINCT encode(key, 'hex') AS key FROM quarantine WHERE key IS NOT NULL";
-        for r in query(&t.quarantine, t, "quarantine", sql).await? {
+        for r in query(&session(&table, &t.quarantine, "quarantine").await?, &t.quarantine, sql).await? {
             let key = r["key"].as_str().and_then(hex_text);
             ids.extend(key.as_deref().and_then(keep));
         }
@@ -133,8 +143,10 @@ impl PostRow {
     }
 }
 
-/// Every row of every post (edit chain) that `ids` names, by a version's id or the chain's first.
-async fn reported_rows(t: &TableLocations, ids: &[String]) -> Result<Vec<PostRow>, Error> {
+/// Every row of every post (edit chain) that `ids` names, by a version's id or the chain's first, from
+/// the tweets table `tweets` (at `uri`).
+async fn reported_rows(tweets: &DeltaTable, uri: &str, ids: &[String]) -> Result<Vec<PostRow>, Error> {
+    let ctx = session(tweets, uri, "tweets").await?;
     let mut out = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let list = quoted(chunk);
@@ -145,7 +157,7 @@ async fn reported_rows(t: &TableLocations, ids: &[String]) -> Result<Vec<PostRow
              WHERE coalesce(edit_root_id, tweet_id) IN ({list}) \
              OR coalesce(edit_root_id, tweet_id) IN (SELECT coalesce(edit_root_id, tweet_id) FROM tweets WHERE tweet_id IN ({list}))"
         );
-        out.extend(query(&t.tweets, t, "tweets", &sql).await?.iter().map(PostRow::read));
+        out.extend(query(&ctx, uri, &sql).await?.iter().map(PostRow::read));
     }
     Ok(out)
 }
@@ -212,8 +224,8 @@ pub async fn apply(
         return Ok(out);
     }
     let has_tweets = crate::maintenance::load(&t.tweets, &t.storage_options).await.map_err(|e| Error::delta(&t.tweets, e))?;
-    let rows = match has_tweets {
-        Some(_) => reported_rows(t, ids).await?,
+    let rows = match &has_tweets {
+        Some(table) => reported_rows(table, &t.tweets, ids).await?,
         None => Vec::new(),
     };
 

@@ -21,12 +21,20 @@ async fn open(uri: &str, storage: &HashMap<String, String>) -> anyhow::Result<De
 /// A session with each `(name, table URI)` registered as `tweetlake.{name}`; `storage` holds the
 /// object-store options for `s3://` tables.
 pub async fn session(tables: &[(&str, &str)], storage: &HashMap<String, String>) -> anyhow::Result<SessionContext> {
+    let mut opened = Vec::with_capacity(tables.len());
+    for (name, uri) in tables {
+        opened.push((*name, open(uri, storage).await.map_err(|e| anyhow::anyhow!("{name} table at {uri}: {e}"))?));
+    }
+    session_of(&opened.iter().map(|(n, t)| (*n, t)).collect::<Vec<_>>()).await
+}
+
+/// A session with each `(name, table)` already opened registered as `tweetlake.{name}`.
+pub async fn session_of(tables: &[(&str, &DeltaTable)]) -> anyhow::Result<SessionContext> {
     let config = SessionConfig::new().with_default_catalog_and_schema("datafusion", SCHEMA);
     let ctx = SessionContext::new_with_config(config);
     let catalog = ctx.catalog("datafusion").ok_or_else(|| anyhow::anyhow!("DataFusion's default catalog is missing"))?;
     catalog.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
-    for (name, uri) in tables {
-        let table = open(uri, storage).await.map_err(|e| anyhow::anyhow!("{name} table at {uri}: {e}"))?;
+    for (name, table) in tables {
         table.update_datafusion_session(&ctx.state())?;
         ctx.register_table(format!("{SCHEMA}.{name}").as_str(), table.table_provider().await?)?;
     }
